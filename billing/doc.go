@@ -1,8 +1,21 @@
 // Package billing is the billing domain: tariffs, rating, municipal
 // calculators, consumption, demands, bills, bill runs, payments and receipts.
 //
+// The root holds what every billing subpackage shares: the error kinds the
+// API maps to problem types (ErrCalculation → BillingCalculation,
+// ErrInvalidInput and *ValidationError → InvalidInput), money rounding with
+// named modes, civil dates and billing periods, billing cycles and financial
+// years, and demands with their append-only demand details per tax head
+// (delta computation on recalculation, running round-off, advance and
+// payment apportionment), all as pure functions the storage layer calls.
+//
+// Subpackages: billing/tariff (tariff documents, validation, rating and
+// quotes), billing/municipal (sewerage and water calculators),
+// billing/consumption (period consumption, estimation and rebills).
+//
 // The package root and its pure subpackages import only the standard
-// library, a decimal type and meter. SQL lives in billing/postgres, payment
-// providers in billing/payment/...; billing must not import ingest, alerts,
-// api or any HTTP framework.
+// library, github.com/shopspring/decimal and meter. SQL lives in
+// billing/postgres, payment providers in billing/payment/...; billing must
+// not import ingest, alerts, api, pgx or any HTTP framework, and has no
+// package-level mutable state and no init().
 package billing
