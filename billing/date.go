@@ -36,9 +36,9 @@ func ParseDate(s string) (Date, error) {
 }
 
 // Year, Month and Day of d.
-func (d Date) Year() int          { return d.time().Year() }
+func (d Date) Year() int         { return d.time().Year() }
 func (d Date) Month() time.Month { return d.time().Month() }
-func (d Date) Day() int           { return d.time().Day() }
+func (d Date) Day() int          { return d.time().Day() }
 
 func (d Date) time() time.Time { return time.Unix(int64(d.days)*secondsPerDay, 0).UTC() }
 
