@@ -189,10 +189,10 @@ func TestPartitionsAndRetention(t *testing.T) {
 
 // reading is one test row.
 type reading struct {
-	meter  int64
-	ts     time.Time
+	meter    int64
+	ts       time.Time
 	importWh int64
-	power  *float32
+	power    *float32
 }
 
 func f32(v float32) *float32 { return &v }
