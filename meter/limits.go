@@ -46,6 +46,12 @@ type Limits struct {
 // Maximum number of phases a total may sum over.
 const maxPhases = 3
 
+// minMagnitude is the smallest non-zero magnitude an instantaneous value
+// may have. No meter resolves below milli-units, and sums of phases computed
+// in float64 stay far above it, but a float32 read with its words swapped
+// often lands in the 1e-20..1e-45 range, denormals included.
+const minMagnitude = 1e-20
+
 // powerFactorSlack lets |power factor| exceed 1 by rounding: meters that
 // compute P/S from rounded P and S report 1.001 now and then.
 const powerFactorSlack = 0.002
@@ -188,6 +194,9 @@ func (l Limits) checkEnergy(field string, wh int64) error {
 func (l Limits) check(field string, q Quantity, x float64) error {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return Rejectf(ReasonImpossibleValue, field, "not a finite number")
+	}
+	if x != 0 && math.Abs(x) < minMagnitude {
+		return Rejectf(ReasonImpossibleValue, field, "%g is implausibly small (a float read with its words swapped?)", x)
 	}
 	phases := float64(maxPhases)
 	if q.Phase() != 0 {
