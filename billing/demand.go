@@ -77,12 +77,31 @@ func (d DemandDetail) Outstanding() decimal.Decimal { return d.TaxAmount.Sub(d.C
 // Demand is what a connection (consumer code) owes for one period, as
 // details per tax head.
 type Demand struct {
-	ConsumerCode    string         `json:"consumer_code"`
-	BusinessService string         `json:"business_service"`
-	From            time.Time      `json:"from"` // first instant of the period
-	To              time.Time      `json:"to"`   // last millisecond of the period
-	Due             time.Time      `json:"due"`  // end of the due day; penalty and interest count from here
-	Details         []DemandDetail `json:"details"`
+	ConsumerCode    string    `json:"consumer_code"`
+	BusinessService string    `json:"business_service"`
+	From            time.Time `json:"from"` // first instant of the period
+	To              time.Time `json:"to"`   // last millisecond of the period
+	Due             time.Time `json:"due"`  // end of the due day; penalty and interest count from here
+	// MinimumPayable is the least a part payment may be (the whole total
+	// when part payment is not allowed).
+	MinimumPayable decimal.Decimal `json:"minimum_payable"`
+	Details        []DemandDetail  `json:"details"`
+}
+
+// OldestUnpaid returns the index of the demand with the earliest period
+// that still has something outstanding, and false when all are paid.
+// Adhoc amounts go to this demand.
+func OldestUnpaid(demands []Demand) (int, bool) {
+	best := -1
+	for i, d := range demands {
+		if !TotalOutstanding(d.Details).IsPositive() {
+			continue
+		}
+		if best < 0 || d.From.Before(demands[best].From) {
+			best = i
+		}
+	}
+	return best, best >= 0
 }
 
 // HeadTotal returns the sum of tax amounts of head h in details.
