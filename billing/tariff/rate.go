@@ -523,7 +523,7 @@ func (r *Result) finish(last *Tariff, u *Usage, inexact bool) error {
 		if !r.RoundOff.IsZero() {
 			r.Lines = append(r.Lines, Line{
 				Code: CodeRoundOff, Category: CategoryRoundOff, Description: "round off",
-				Precise: r.RoundOff, Amount: r.RoundOff, Rounding: billing.Rounding{Mode: ro.Mode, Places: r.places},
+				Precise: r.RoundOff, Amount: r.RoundOff, Rounding: billing.Rounding{Mode: ro.Mode, Places: ro.Places},
 				Period: r.Period,
 			})
 		}

@@ -190,11 +190,11 @@ func (r *Result) view() resultView {
 	for _, l := range r.Lines {
 		ol := lineView{
 			Code: l.Code, Category: l.Category, Description: l.Description, Unit: l.Unit,
-			Amount: l.Amount.StringFixed(l.Rounding.Places), Rounding: l.Rounding.String(),
+			Amount: l.Amount.StringFixed(max(l.Rounding.Places, r.places)), Rounding: l.Rounding.String(),
 			From: l.Period.From, To: l.Period.To, Payer: l.Payer,
 		}
 		if l.Unit != "" {
-			ol.Quantity, ol.Rate = quantityText(l.Quantity), l.Rate.String()
+			ol.Quantity, ol.Rate = quantityText(l.Quantity), rateText(l.Rate)
 		}
 		if !l.Factor.IsZero() && !l.Factor.Equal(decimal.NewFromInt(1)) {
 			ol.Factor = quantityText(l.Factor)
@@ -209,6 +209,15 @@ func (r *Result) view() resultView {
 
 // whText renders Wh as kWh ("350", "0.5").
 func whText(wh int64) string { return decimal.New(wh, -3).String() }
+
+// rateText renders a rate with at least two decimal places, as tariff
+// orders print them ("3.00", "7.25", "0.105").
+func rateText(d decimal.Decimal) string {
+	if fractionDigits(d) < 2 {
+		return d.StringFixed(2)
+	}
+	return d.String()
+}
 
 // quantityText renders a quantity to at most six decimal places without
 // trailing zeros; prorated quantities are repeating decimals.
