@@ -160,11 +160,20 @@ func (in *pieceInput) monthly(amount decimal.Decimal) decimal.Decimal {
 }
 
 // share is the day-average part of a period's quantity: q × days / total.
+// It multiplies by the same rounded day ratio that prorates bounds under
+// ProrateCycleDays, so that when a whole cycle is split a part's energy
+// and its slab bounds scale by the identical decimal and a total that sits
+// exactly on a bound stays on it in every part.
 func share(q decimal.Decimal, days, total int64) decimal.Decimal {
 	if days == total {
 		return q
 	}
-	return q.Mul(decimal.NewFromInt(days)).DivRound(decimal.NewFromInt(total), divPlaces)
+	return q.Mul(dayRatio(days, total))
+}
+
+// dayRatio is days / total to divPlaces places.
+func dayRatio(days, total int64) decimal.Decimal {
+	return decimal.NewFromInt(days).DivRound(decimal.NewFromInt(total), divPlaces)
 }
 
 // factor returns how many tariff months part p of cycle counts for under
@@ -184,7 +193,7 @@ func factor(b ProrationBasis, p, cycle billing.Period, months int64) (decimal.De
 			if n == dim {
 				sum = sum.Add(decimal.NewFromInt(1))
 			} else {
-				sum = sum.Add(decimal.NewFromInt(int64(n)).DivRound(decimal.NewFromInt(int64(dim)), divPlaces))
+				sum = sum.Add(dayRatio(int64(n), int64(dim)))
 			}
 			d = end.AddDays(1)
 		}
@@ -193,13 +202,13 @@ func factor(b ProrationBasis, p, cycle billing.Period, months int64) (decimal.De
 		if days == 30 {
 			return decimal.NewFromInt(1), true
 		}
-		return decimal.NewFromInt(days).DivRound(decimal.NewFromInt(30), divPlaces), false
+		return dayRatio(days, 30), false
 	default: // ProrateCycleDays
 		cd := int64(cycle.Days())
 		if days == cd {
 			return decimal.NewFromInt(months), months == 1
 		}
-		return decimal.NewFromInt(months*days).DivRound(decimal.NewFromInt(cd), divPlaces), false
+		return decimal.NewFromInt(months).Mul(dayRatio(days, cd)), false
 	}
 }
 
