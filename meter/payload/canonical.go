@@ -85,15 +85,34 @@ func (d *Decoder) decodeCanonical(m *Message, t Topic, in Input) error {
 		cm.Meter.raw = nil
 		d.canonical.Put(cm)
 	}()
-	// encoding/json appends into the existing slice without zeroing reused
-	// elements, so clear them (and everything else) first.
+	if err := parseCanonical(in.Payload, cm, !d.slowOnly); err != nil {
+		return err
+	}
+	return d.finishCanonical(m, t, &in, cm)
+}
+
+// parseCanonical fills cm from payload, with the fast scanner when fast is
+// set and it can, else (or on any doubt) with encoding/json.
+func parseCanonical(payload []byte, cm *canonicalMessage, fast bool) error {
+	resetCanonical(cm)
+	if fast && scanCanonical(payload, cm) {
+		return nil
+	}
+	resetCanonical(cm)
+	return jsonReject(json.Unmarshal(payload, cm))
+}
+
+// resetCanonical zeroes cm but keeps the capacity of cm.Readings.
+// encoding/json appends into an existing slice without zeroing reused
+// elements, so they are cleared here.
+func resetCanonical(cm *canonicalMessage) {
 	readings := cm.Readings[:cap(cm.Readings)]
 	clear(readings)
 	*cm = canonicalMessage{Readings: readings[:0]}
+}
 
-	if err := json.Unmarshal(in.Payload, cm); err != nil {
-		return jsonReject(err)
-	}
+// finishCanonical checks a parsed message and appends its readings to m.
+func (d *Decoder) finishCanonical(m *Message, t Topic, in *Input, cm *canonicalMessage) error {
 	switch {
 	case !cm.V.set:
 		return meter.Rejectf(meter.ReasonMissingField, "v", "no schema version")
@@ -111,14 +130,14 @@ func (d *Decoder) decodeCanonical(m *Message, t Topic, in Input) error {
 		return meter.Rejectf(meter.ReasonTooLarge, "readings", "%d readings exceed the batch limit of %d", len(cm.Readings), d.cfg.MaxBatch)
 	case isBatch:
 		for i := range cm.Readings {
-			r, err := cm.Readings[i].reading(t.Meter, "readings.", &in)
+			r, err := cm.Readings[i].reading(t.Meter, "readings.", in)
 			if err != nil {
 				return err
 			}
 			m.Readings = append(m.Readings, r)
 		}
 	case cm.hasSingle():
-		r, err := cm.canonicalReading.reading(t.Meter, "", &in)
+		r, err := cm.canonicalReading.reading(t.Meter, "", in)
 		if err != nil {
 			return err
 		}
@@ -173,7 +192,7 @@ func (c *canonicalReading) reading(ref, prefix string, in *Input) (Reading, erro
 		if !f.v.set {
 			continue
 		}
-		x, err := f.v.float32(prefix + f.name)
+		x, err := f.v.float32(prefix, f.name)
 		if err != nil {
 			return Reading{}, err
 		}

@@ -66,11 +66,13 @@ func (o *optFloat) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// float32 returns o as a float32, or an impossible_value reject when it is
-// out of float32 range (the type readings store instantaneous values in).
-func (o optFloat) float32(field string) (float32, error) {
+// float32 returns o as a float32, or an impossible_value reject naming
+// prefix+name when it is out of float32 range (the type readings store
+// instantaneous values in). The field name is only built on failure, so the
+// happy path does not allocate.
+func (o optFloat) float32(prefix, name string) (float32, error) {
 	if math.IsInf(o.v, 0) || math.Abs(o.v) > math.MaxFloat32 {
-		return 0, meter.Rejectf(meter.ReasonImpossibleValue, field, "%g is out of range", o.v)
+		return 0, meter.Rejectf(meter.ReasonImpossibleValue, prefix+name, "%g is out of range", o.v)
 	}
 	return float32(o.v), nil
 }
@@ -114,6 +116,9 @@ func (s rawString) equal(want string) bool {
 
 // String returns the decoded string.
 func (s rawString) String() string {
+	if bytes.IndexByte(s.raw, '\\') < 0 {
+		return string(s.raw[1 : len(s.raw)-1])
+	}
 	var got string
 	_ = json.Unmarshal(s.raw, &got) // validated by the decoder already
 	return got

@@ -235,6 +235,7 @@ type Message struct {
 type Decoder struct {
 	cfg       Config
 	canonical sync.Pool // *canonicalMessage scratch, reused across calls
+	slowOnly  bool      // tests: skip the canonical fast path
 }
 
 // NewDecoder returns a Decoder for cfg.

@@ -201,7 +201,7 @@ func (d *Decoder) appendTB(m *Message, ref string, items []tbItem, prefix string
 			if !f.o.set {
 				continue
 			}
-			x, err := f.o.float32(field + f.name)
+			x, err := f.o.float32(field, f.name)
 			if err != nil {
 				return err
 			}

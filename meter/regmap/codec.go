@@ -34,6 +34,29 @@ func (b *Block) Decode(words []uint16, v *meter.Values) error {
 	return errors.Join(errs...)
 }
 
+// ScaleFactor returns the SunSpec scale factor that words (this block's
+// answer) apply to quantity q, and false if q is not in the block, has no
+// scale factor, or the factor is not available. The poller needs it for
+// Map.CounterSpec: an acc32 counter with TotWh_SF = sf wraps at 2^32 × 10^sf Wh.
+func (b *Block) ScaleFactor(q meter.Quantity, words []uint16) (int, bool) {
+	if len(words) != int(b.Count) {
+		return 0, false
+	}
+	for i := range b.fields {
+		f := &b.fields[i]
+		if f.reg.Quantity != q || f.sfOff < 0 {
+			continue
+		}
+		raw := assemble(words[f.sfOff:f.sfOff+1], f.sf.WordOrder, f.sf.ByteOrder)
+		sf := int(int16(raw))
+		if notAvailable(TypeSunSSF, f.sf.NotAvailable, raw) || sf < -maxSF || sf > maxSF {
+			return 0, false
+		}
+		return sf, true
+	}
+	return 0, false
+}
+
 func (f *field) decode(words []uint16, v *meter.Values) error {
 	r := &f.reg
 	q := r.Quantity

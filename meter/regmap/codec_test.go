@@ -399,6 +399,39 @@ func TestWrongWordOrderIsDetectable(t *testing.T) {
 	}
 }
 
+func TestBlockScaleFactor(t *testing.T) {
+	m, _ := Load("sunspec_203")
+	var v meter.Values
+	v.SetWh(meter.QuantityImportEnergy, 5000)
+	img := NewImage()
+	if err := m.Encode(&v, EncodeOptions{}, img.Put); err != nil {
+		t.Fatal(err)
+	}
+	img.Put(FuncHolding, 40070+54, 1) // TotWh_SF = 1
+	p, _ := m.Plan(PlanOptions{MaxGap: DefaultMaxGap})
+	if len(p.Blocks) != 1 {
+		t.Fatalf("sunspec_203 plan has %d blocks, want 1", len(p.Blocks))
+	}
+	b := &p.Blocks[0]
+	words, _ := img.Read(b.Function, b.Start, b.Count, nil)
+	sf, ok := b.ScaleFactor(meter.QuantityImportEnergy, words)
+	if !ok || sf != 1 {
+		t.Fatalf("ScaleFactor = %d, %v; want 1", sf, ok)
+	}
+	spec, _ := m.CounterSpec(meter.QuantityImportEnergy, sf)
+	if spec.ModulusWh != 10<<32 {
+		t.Errorf("modulus %d, want 10 × 2^32", spec.ModulusWh)
+	}
+	if _, ok := b.ScaleFactor(meter.QuantityTotalEnergy, words); ok {
+		t.Error("ScaleFactor for a quantity not in the block")
+	}
+	sdm, _ := Load("sdm630")
+	sp, _ := sdm.Plan(PlanOptions{})
+	if _, ok := sp.Blocks[0].ScaleFactor(meter.QuantityImportEnergy, make([]uint16, sp.Blocks[0].Count)); ok {
+		t.Error("ScaleFactor for a register without one")
+	}
+}
+
 func TestEncodeWrapsCounters(t *testing.T) {
 	m, _ := Load("sunspec_203")
 	var v meter.Values
