@@ -310,7 +310,9 @@ func (v *Values) Each(fn func(q Quantity, x float64)) {
 // across models:
 //   - ImportWh, ExportWh: import_energy, export_energy.
 //   - PowerW: power; else the sum of power_l1..l3 when all three are present.
-//   - VoltageV: voltage; else the mean of whichever of voltage_l1..l3 are present.
+//   - VoltageV: voltage; else the mean of whichever of voltage_l1..l3 are
+//     present and non-zero (a three-phase meter wired to one phase reads
+//     0 V on the others, and averaging those in would report 77 V).
 //   - CurrentA: current; else the sum of current_l1..l3 when all three are present.
 //   - FrequencyHz: frequency.
 //   - PowerFactor: power_factor (per-phase factors are not combined: that
@@ -351,22 +353,28 @@ func (v *Values) Reading() Reading {
 }
 
 // total returns the total quantity if present; otherwise the mean (mean=true)
-// of the phases present, or the sum of the phases when all three are present.
+// of the non-zero phases present, or the sum of the phases when all three
+// are present.
 func (v *Values) total(total, l1 Quantity, mean bool) (float64, bool) {
 	if x, ok := v.Get(total); ok {
 		return x, true
 	}
 	var sum float64
-	n := 0
+	n, nonZero := 0, 0
 	for q := l1; q < l1+3; q++ {
 		if x, ok := v.Get(q); ok {
 			sum += x
 			n++
+			if x != 0 {
+				nonZero++
+			}
 		}
 	}
 	switch {
+	case mean && nonZero > 0:
+		return sum / float64(nonZero), true
 	case mean && n > 0:
-		return sum / float64(n), true
+		return 0, true // every phase present reads 0 V
 	case !mean && n == 3:
 		return sum, true
 	}

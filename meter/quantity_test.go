@@ -84,6 +84,15 @@ func TestValuesReading(t *testing.T) {
 			v.Set(QuantityCurrentL1, 1)
 			v.Set(QuantityPowerL1, 100)
 		}, Reading{VoltageV: 232, Fields: FieldVoltage}},
+		{"dead phases do not drag the mean voltage down", func(v *Values) {
+			v.Set(QuantityVoltageL1, 230)
+			v.Set(QuantityVoltageL2, 0)
+			v.Set(QuantityVoltageL3, 0)
+		}, Reading{VoltageV: 230, Fields: FieldVoltage}},
+		{"all phases dead", func(v *Values) {
+			v.Set(QuantityVoltageL1, 0)
+			v.Set(QuantityVoltageL2, 0)
+		}, Reading{VoltageV: 0, Fields: FieldVoltage}},
 		{"totals win over phases", func(v *Values) {
 			v.Set(QuantityPower, 999)
 			v.Set(QuantityPowerL1, 1)

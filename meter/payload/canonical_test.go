@@ -12,7 +12,17 @@ import (
 func TestDecodeCanonical(t *testing.T) {
 	const topic = "meters/acme/m-000123/reading"
 	all := meter.AllFields
-	runDecodeCases(t, newTestDecoder(t, nil), []decodeCase{
+	// Every case runs through the fast path (with its fallback) and through
+	// encoding/json alone; both must give the same answer.
+	slow := newTestDecoder(t, nil)
+	slow.slowOnly = true
+	for _, d := range []*Decoder{newTestDecoder(t, nil), slow} {
+		runDecodeCases(t, d, canonicalCases(topic, all))
+	}
+}
+
+func canonicalCases(topic string, all meter.Fields) []decodeCase {
+	return []decodeCase{
 		{name: "single, every field", topic: topic,
 			payload: `{"v":1,"meter":"m-000123","ts":"2026-03-01T12:00:00Z","import_wh":12345678,"export_wh":0,"power_w":1234.5,"voltage_v":230.1,"current_a":5.37,"frequency_hz":50.01,"power_factor":0.97}`,
 			want:    []want{{meter: "m-000123", ts: "2026-03-01T12:00:00Z", fields: all, imp: 12345678, powerW: 1234.5, volt: 230.1, amp: 5.37, hz: 50.01, pf: 0.97}}},
@@ -64,7 +74,7 @@ func TestDecodeCanonical(t *testing.T) {
 		{name: "empty batch", topic: topic, payload: `{"v":1,"readings":[]}`, wantReason: meter.ReasonMissingField},
 		{name: "single and batch", topic: topic, payload: `{"v":1,"ts":1772366400000,"import_wh":1,"readings":[{"ts":1772366400000,"import_wh":1}]}`, wantReason: meter.ReasonUnknownFormat, wantField: "readings"},
 		{name: "unknown topic", topic: "meters/acme/m-1/status", payload: `{}`, wantReason: meter.ReasonUnknownFormat, wantField: "topic"},
-	})
+	}
 }
 
 // randomReading returns a reading with a random subset of quantities and
