@@ -624,7 +624,31 @@ func (c *checker) slabs(path string, docs []SlabDoc, cv cover) []Slab {
 		prev, prevSet = slab.UptoKWh, true
 		out = append(out, slab)
 	}
+	labelSlabs(out)
 	return out
+}
+
+// labelSlabs normalises slab bounds to the Wh scale (three decimal places,
+// the scale of metered kWh) when that is exact, so that comparing energy
+// with a bound needs no rescaling, and prepares the tier labels.
+func labelSlabs(slabs []Slab) {
+	from := "0"
+	for i := range slabs {
+		s := &slabs[i]
+		s.fromText = from
+		if s.Open {
+			break
+		}
+		if fractionDigits(s.UptoKWh) <= 3 {
+			s.UptoKWh = s.UptoKWh.Round(3)
+		}
+		s.uptoText = s.UptoKWh.String()
+		if s.UptoKWh.IsInteger() {
+			from = s.UptoKWh.Add(decimal.NewFromInt(1)).String()
+		} else {
+			from = s.uptoText
+		}
+	}
 }
 
 // bound checks one cumulative upper bound in a list: the last must be null

@@ -3,6 +3,8 @@ package tariff
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
@@ -60,6 +62,7 @@ func (s *Schedule) Rate(u Usage) (*Result, error) {
 	cycle, months := u.cycle(), u.cycleMonths()
 	periodDays := int64(u.Period.Days())
 	billedKWh := decimal.New(energy.BilledWh, -3)
+	one := decimal.NewFromInt(1)
 	lines := make([]Line, 0, 8*len(pieces))
 	inexact := false
 	for _, p := range pieces {
@@ -68,12 +71,15 @@ func (s *Schedule) Rate(u Usage) (*Result, error) {
 			kwh:    billedKWh,
 			loadKW: u.SanctionedLoadKW,
 			mdKVA:  u.MaxDemandKVA,
+			one:    one,
 		}
 		in.fixedF, in.fixedWhole = factor(p.Tariff.FixedBasis, p.Period, cycle, months)
 		in.slabF, in.slabWhole = factor(p.Tariff.SlabBasis, p.Period, cycle, months)
 		days := int64(p.Period.Days())
 		if len(pieces) > 1 {
 			in.kwh = share(billedKWh, days, periodDays)
+		} else {
+			in.kwhText = formatWh(energy.BilledWh)
 		}
 		if u.WindowWh != nil {
 			in.windows = make(map[string]decimal.Decimal, len(u.WindowWh))
@@ -141,6 +147,8 @@ type pieceInput struct {
 	slabF      decimal.Decimal // proration of slab bounds and thresholds
 	fixedWhole bool            // fixedF is exactly 1
 	slabWhole  bool            // slabF is exactly 1
+	one        decimal.Decimal // 1, shared by the lines of one rating
+	kwhText    string          // kwh as text when it is the whole period's, for tier labels
 }
 
 // bound prorates a monthly kWh bound.
@@ -238,7 +246,7 @@ func ratePiece(t *Tariff, in *pieceInput, lines []Line) ([]Line, error) {
 			pu.upto.set && in.kwh.GreaterThan(in.bound(pu.upto.kwh)) {
 			continue
 		}
-		lines = append(lines, chargeLine(pu.Code, CategoryPassThrough, pu.Name, in.kwh, "kWh", pu.RatePerKWh, pu.Rounding, in.period))
+		lines = append(lines, in.chargeLine(pu.Code, CategoryPassThrough, pu.Name, in.kwh, "kWh", pu.RatePerKWh, pu.Rounding))
 	}
 	if f := t.Fixed; f != nil {
 		if l, ok := fixedLine(f, in); ok {
@@ -248,7 +256,7 @@ func ratePiece(t *Tariff, in *pieceInput, lines []Line) ([]Line, error) {
 	if d := t.Demand; d != nil {
 		kva := decimal.Max(in.mdKVA, d.MinimumKVA)
 		if kva.IsPositive() {
-			l := chargeLine(CodeDemand, CategoryDemand, d.Name, kva, "kVA", d.RatePerKVAPerMonth, d.Rounding, in.period)
+			l := in.chargeLine(CodeDemand, CategoryDemand, d.Name, kva, "kVA", d.RatePerKVAPerMonth, d.Rounding)
 			l.Factor, l.Precise = in.fixedF, in.monthly(l.Precise)
 			lines = append(lines, l)
 		}
@@ -261,7 +269,7 @@ func ratePiece(t *Tariff, in *pieceInput, lines []Line) ([]Line, error) {
 		}
 		lines = append(lines, Line{
 			Code: x.Code, Category: CategoryTax, Description: x.Name, Quantity: base, Unit: "%", Rate: x.RatePct,
-			Factor: decimal.NewFromInt(1), Precise: base.Mul(x.RatePct).Shift(-2), Rounding: x.Rounding, Period: in.period,
+			Factor: in.one, Precise: base.Mul(x.RatePct).Shift(-2), Rounding: x.Rounding, Period: in.period,
 		})
 	}
 	for i := range t.Subsidies {
@@ -280,16 +288,21 @@ func ratePiece(t *Tariff, in *pieceInput, lines []Line) ([]Line, error) {
 		}
 		lines = append(lines, Line{
 			Code: x.Code, Category: CategorySubsidy, Description: x.Name, Quantity: base, Unit: "%", Rate: x.RatePct,
-			Factor: decimal.NewFromInt(1), Precise: amount.Neg(), Rounding: x.Rounding, Period: in.period, Payer: x.Payer,
+			Factor: in.one, Precise: amount.Neg(), Rounding: x.Rounding, Period: in.period, Payer: x.Payer,
 		})
 	}
 	return lines, nil
 }
 
-func chargeLine(code string, cat LineCategory, desc string, qty decimal.Decimal, unit string, rate decimal.Decimal, r billing.Rounding, p billing.Period) Line {
+// chargeLine is qty × rate for this part of the period.
+func (in *pieceInput) chargeLine(code string, cat LineCategory, desc string, qty decimal.Decimal, unit string, rate decimal.Decimal, r billing.Rounding) Line {
+	return chargeLine(code, cat, desc, qty, unit, rate, r, in.period, in.one)
+}
+
+func chargeLine(code string, cat LineCategory, desc string, qty decimal.Decimal, unit string, rate decimal.Decimal, r billing.Rounding, p billing.Period, one decimal.Decimal) Line {
 	return Line{
 		Code: code, Category: cat, Description: desc, Quantity: qty, Unit: unit, Rate: rate,
-		Factor: decimal.NewFromInt(1), Precise: qty.Mul(rate), Rounding: r, Period: p,
+		Factor: one, Precise: qty.Mul(rate), Rounding: r, Period: p,
 	}
 }
 
@@ -313,24 +326,35 @@ func energyLines(t *Tariff, e *Energy, in *pieceInput, lines []Line, group int) 
 	switch e.Kind {
 	case EnergyFlat:
 		if in.kwh.IsPositive() {
-			l := chargeLine(CodeEnergy, CategoryEnergy, "energy", in.kwh, "kWh", e.Slabs[0].RatePerKWh, e.Rounding, in.period)
+			l := in.chargeLine(CodeEnergy, CategoryEnergy, "energy", in.kwh, "kWh", e.Slabs[0].RatePerKWh, e.Rounding)
 			l.group = group
 			lines = append(lines, l)
 		}
 	case EnergyTelescopic:
-		lo := decimal.Zero
+		lo := decimal.New(0, -3)
 		for i := range e.Slabs {
 			if !in.kwh.GreaterThan(lo) {
 				break
 			}
 			s := &e.Slabs[i]
-			q, hi := in.kwh.Sub(lo), decimal.Zero
+			q, hi, full := in.kwh.Sub(lo), decimal.Zero, false
 			if !s.Open {
 				if hi = in.bound(s.UptoKWh); hi.LessThan(in.kwh) {
-					q = hi.Sub(lo)
+					q, full = hi.Sub(lo), true
 				}
 			}
-			l := chargeLine(CodeEnergy, CategoryEnergy, "", q, "kWh", s.RatePerKWh, e.Rounding, in.period)
+			// A whole single-version period labels its tiers from text
+			// prepared at compile time; prorated tiers are labelled from
+			// their bounds once merged (finish).
+			desc := ""
+			if in.kwhText != "" && in.slabWhole && s.fromText != "" {
+				to := in.kwhText
+				if full {
+					to = s.uptoText
+				}
+				desc = "energy " + s.fromText + "-" + to
+			}
+			l := in.chargeLine(CodeEnergy, CategoryEnergy, desc, q, "kWh", s.RatePerKWh, e.Rounding)
 			l.tier, l.group, l.lo = i+1, group, lo
 			lines = append(lines, l)
 			lo = hi
@@ -345,7 +369,7 @@ func energyLines(t *Tariff, e *Energy, in *pieceInput, lines []Line, group int) 
 		for i := range e.Slabs {
 			s := &e.Slabs[i]
 			if s.Open || !in.kwh.GreaterThan(in.bound(s.UptoKWh)) {
-				l := chargeLine(CodeEnergy, CategoryEnergy, "energy", in.kwh, "kWh", s.RatePerKWh, e.Rounding, in.period)
+				l := in.chargeLine(CodeEnergy, CategoryEnergy, "energy", in.kwh, "kWh", s.RatePerKWh, e.Rounding)
 				l.tier, l.group = i+1, group
 				lines = append(lines, l)
 				break
@@ -375,7 +399,7 @@ func energyLines(t *Tariff, e *Energy, in *pieceInput, lines []Line, group int) 
 			if !kwh.IsPositive() {
 				continue
 			}
-			l := chargeLine(CodeEnergy, CategoryEnergy, "energy "+w.Name, kwh, "kWh", w.RatePerKWh, e.Rounding, in.period)
+			l := in.chargeLine(CodeEnergy, CategoryEnergy, "energy "+w.Name, kwh, "kWh", w.RatePerKWh, e.Rounding)
 			l.tier, l.group = i+1, group
 			lines = append(lines, l)
 		}
@@ -402,15 +426,15 @@ func fixedLine(f *FixedCharge, in *pieceInput) (Line, bool) {
 	var l Line
 	switch f.Kind {
 	case FixedPerConnection:
-		l = chargeLine(CodeFixed, CategoryFixed, f.Name, decimal.NewFromInt(1), "connection", f.AmountPerMonth, f.Rounding, in.period)
+		l = in.chargeLine(CodeFixed, CategoryFixed, f.Name, in.one, "connection", f.AmountPerMonth, f.Rounding)
 	case FixedPerKW:
-		l = chargeLine(CodeFixed, CategoryFixed, f.Name, load, "kW", f.RatePerKWPerMonth, f.Rounding, in.period)
+		l = in.chargeLine(CodeFixed, CategoryFixed, f.Name, load, "kW", f.RatePerKWPerMonth, f.Rounding)
 	case FixedLoadBand:
 		for i := range f.Bands {
 			b := &f.Bands[i]
 			if b.Open || !load.GreaterThan(b.UptoKW) {
 				// The whole load at its band's rate, not telescopically (E02).
-				l = chargeLine(CodeFixed, CategoryFixed, f.Name, load, "kW", b.RatePerKWPerMonth, f.Rounding, in.period)
+				l = in.chargeLine(CodeFixed, CategoryFixed, f.Name, load, "kW", b.RatePerKWPerMonth, f.Rounding)
 				l.tier = i + 1
 				break
 			}
@@ -515,7 +539,7 @@ func (r *Result) finish(last *Tariff, u *Usage, inexact bool) error {
 			return fmt.Errorf("%w: tariff %s version %s has no settlement rate for net-metering credit", billing.ErrCalculation, last.Plan, last.Version)
 		}
 		kwh := decimal.New(r.Energy.CreditCarriedWh, -3)
-		l := chargeLine(CodeSettlement, CategorySettlement, "net-metering credit settlement", kwh, "kWh", nm.SettlementRatePerKWh, nm.Rounding, r.Period)
+		l := chargeLine(CodeSettlement, CategorySettlement, "net-metering credit settlement", kwh, "kWh", nm.SettlementRatePerKWh, nm.Rounding, r.Period, decimal.NewFromInt(1))
 		l.Precise = l.Precise.Neg()
 		l.Amount = l.Rounding.Apply(l.Precise)
 		r.Lines = append(r.Lines, l)
@@ -545,6 +569,24 @@ func (r *Result) finish(last *Tariff, u *Usage, inexact bool) error {
 		r.Subtotals = append(r.Subtotals, Subtotal{Category: l.Category, Amount: l.Amount})
 	}
 	return nil
+}
+
+// formatWh renders Wh as kWh text without decimal arithmetic: 612345 →
+// "612.345", 350000 → "350".
+func formatWh(wh int64) string {
+	neg := wh < 0
+	if neg {
+		wh = -wh
+	}
+	s := strconv.FormatInt(wh/1000, 10)
+	if frac := wh % 1000; frac != 0 {
+		f := strconv.FormatInt(1000+frac, 10)[1:]
+		s += "." + strings.TrimRight(f, "0")
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }
 
 // tierLabel names a telescopic tier the way bills print it: "energy 0-200"

@@ -115,6 +115,10 @@ type Slab struct {
 	UptoKWh    decimal.Decimal
 	Open       bool
 	RatePerKWh decimal.Decimal
+
+	// fromText and uptoText label an unprorated tier ("201", "400"):
+	// formatting decimals per bill line would cost more than rating it.
+	fromText, uptoText string
 }
 
 // Group is a rate set that applies when the total is at most UptoKWh
