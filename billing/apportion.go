@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"math"
 	"sort"
 
 	"github.com/shopspring/decimal"
@@ -15,7 +16,7 @@ func (o HeadOrder) rank(h TaxHead) int {
 	if r, ok := o[h]; ok {
 		return r
 	}
-	return int(^uint(0) >> 1)
+	return math.MaxInt
 }
 
 // Collection is an amount recorded against one demand detail, addressed by

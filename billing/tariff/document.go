@@ -269,8 +269,5 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	if !n.set {
 		return []byte("null"), nil
 	}
-	if n.bad {
-		return []byte(strconv.Quote(n.text)), nil
-	}
 	return []byte(strconv.Quote(n.text)), nil
 }

@@ -130,7 +130,8 @@ type Group struct {
 }
 
 // Window is a part of the day in minutes after local midnight, end
-// exclusive; ToMinute ≤ FromMinute means the window wraps past midnight.
+// exclusive (ToMinute 1440 is midnight); ToMinute < FromMinute means the
+// window wraps past midnight.
 type Window struct {
 	Name       string
 	FromMinute int
