@@ -158,7 +158,8 @@ func createRollups(ctx context.Context, db *sql.DB, st Storage) error {
 	return nil
 }
 
-// timescaleRollupDDL creates the continuous aggregates. tzLiteral is a
+// timescaleRollupDDL creates the continuous aggregates. Grouping repeats
+// the time_bucket expression because TimescaleDB refuses the alias. tzLiteral is a
 // quoted SQL literal. The hourly aggregate reads readings; the daily one is
 // hierarchical over the hourly one, so a day costs 24 rows, not thousands.
 func timescaleRollupDDL(tzLiteral string) []string {
@@ -177,7 +178,7 @@ func timescaleRollupDDL(tzLiteral string) []string {
 			min(power_w) AS min_power_w,
 			max(power_w) AS max_power_w,
 			avg(power_w) AS avg_power_w,
-			sum(power_w) AS power_sum_w,
+			sum(power_w::double precision) AS power_sum_w,
 			count(power_w) AS power_samples,
 			count(*) AS samples
 		FROM readings

@@ -118,6 +118,10 @@ type Status struct {
 // Current reports whether every migration has been applied.
 func (s Status) Current() bool { return s.SchemaVersion == s.SchemaLatest && s.RiverCurrent }
 
+// ErrTimescaleNotLoaded means a timescale-profile database is served by a
+// server that does not preload the timescaledb library.
+var ErrTimescaleNotLoaded = errors.New("schema: timescale profile but timescaledb is not in the server's shared_preload_libraries")
+
 // ErrNotMigrated means the database has no meterd schema yet.
 var ErrNotMigrated = errors.New("schema: database not migrated (run meterd migrate)")
 
@@ -259,9 +263,17 @@ func check(ctx context.Context, pool *pgxpool.Pool, p *goose.Provider) (Status, 
 	}
 	s.RiverCurrent = vr.OK
 	if s.Profile == ProfileTimescale {
-		err := conn.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").Scan(&s.TimescaleVersion)
+		// A timescale database served without the preloaded library
+		// answers queries silently wrong (compressed rows vanish), so
+		// that is a readiness failure, not a detail.
+		var preloaded bool
+		err := conn.QueryRow(ctx, "SELECT extversion, "+preloadedSQL+" FROM pg_extension WHERE extname = 'timescaledb'").
+			Scan(&s.TimescaleVersion, &preloaded)
 		if err != nil {
 			return s, fmt.Errorf("schema: timescaledb version: %w", err)
+		}
+		if !preloaded {
+			return s, ErrTimescaleNotLoaded
 		}
 	}
 	return s, nil
@@ -310,17 +322,43 @@ func chooseStorage(ctx context.Context, conn *pgx.Conn, cfg Config) (Storage, st
 		st.Profile = ProfilePostgres
 		return st, "postgres profile requested", nil
 	}
-	_, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb")
-	if err == nil {
+	// Without the library preloaded, CREATE EXTENSION timescaledb raises
+	// a FATAL error that closes this connection (and with it the
+	// migration lock), so look before leaping.
+	var available, preloaded bool
+	err := conn.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
+		`+preloadedSQL).Scan(&available, &preloaded)
+	if err != nil {
+		return Storage{}, "", fmt.Errorf("schema: look for timescaledb: %w", err)
+	}
+	var why error
+	switch {
+	case !available:
+		why = errors.New("the timescaledb extension is not installed on the server")
+	case !preloaded:
+		why = errors.New("timescaledb is installed but not in shared_preload_libraries")
+	default:
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS timescaledb"); err != nil {
+			why = err
+		}
+	}
+	if why == nil {
 		st.Profile = ProfileTimescale
 		return st, "CREATE EXTENSION timescaledb succeeded", nil
 	}
 	if cfg.Profile == ProfileTimescale {
-		return Storage{}, "", fmt.Errorf("schema: timescale profile requested: %w", err)
+		return Storage{}, "", fmt.Errorf("schema: timescale profile requested: %w", why)
 	}
 	st.Profile = ProfilePostgres
-	return st, fmt.Sprintf("timescaledb unavailable: %v", err), nil
+	return st, fmt.Sprintf("timescaledb unavailable: %v", why), nil
 }
+
+// preloadedSQL is true when the server preloads the timescaledb library:
+// only its preloaded loader defines this postmaster-level setting, which any
+// role may read (unlike shared_preload_libraries, which needs
+// pg_read_all_settings).
+const preloadedSQL = `current_setting('timescaledb.bgw_launcher_poll_time', true) IS NOT NULL`
 
 func newProvider(pool *pgxpool.Pool, st Storage, log *slog.Logger) (*goose.Provider, interface{ Close() error }, error) {
 	fsys, err := fs.Sub(embedded, "migrations")

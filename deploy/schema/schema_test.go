@@ -2,7 +2,9 @@ package schema_test
 
 import (
 	"context"
+	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/peterldowns/pgtestdb"
 
+	"github.com/meterd/meterd/deploy/localpg"
 	"github.com/meterd/meterd/deploy/schema"
 	"github.com/meterd/meterd/deploy/schema/schematest"
 )
@@ -398,4 +401,80 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// TestAutoProfileWithoutPreload migrates a server that has the extension
+// files but does not preload the library. CREATE EXTENSION would raise a
+// FATAL error there and kill the migration's connection; auto must choose
+// the postgres profile instead and say why.
+func TestAutoProfileWithoutPreload(t *testing.T) {
+	t.Parallel()
+	if !schematest.Timescale(t) {
+		t.Skip("the timescaledb extension is not installed; nothing to preload")
+	}
+	ctx := context.Background()
+	c, err := localpg.Start(ctx, localpg.Config{
+		DataDir:  t.TempDir() + "/pg",
+		Machine:  localpg.Machine{MemoryBytes: 1 << 30, CPUs: 1},
+		Settings: map[string]string{"shared_preload_libraries": "", "timescaledb.max_background_workers": "0"},
+		Log:      io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(ctx)
+	st, err := schema.Migrate(ctx, c.URL("postgres"), schema.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Profile != schema.ProfilePostgres || !strings.Contains(st.ProfileReason, "shared_preload_libraries") {
+		t.Errorf("profile %q (%s), want postgres because the library is not preloaded", st.Profile, st.ProfileReason)
+	}
+	if _, err := schema.Migrate(ctx, c.URL("postgres"), schema.Config{Profile: schema.ProfileTimescale}); err != nil {
+		t.Errorf("re-migrating a recorded postgres database: %v", err)
+	}
+}
+
+// TestRollupsOutliveRetention drops old raw data and checks that the
+// rollups of that data stay, in both profiles (in the timescale profile a
+// refresh over a dropped range would otherwise delete them).
+func TestRollupsOutliveRetention(t *testing.T) {
+	t.Parallel()
+	schematest.ForEachProfile(t, func(t *testing.T, pool *pgxpool.Pool) {
+		ctx := context.Background()
+		st, err := schema.LoadStorage(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := schema.NewUpkeep(pool, st, schema.UpkeepConfig{Retention: 30 * 24 * time.Hour, RollupBatch: 100})
+		old := time.Now().Add(-60 * 24 * time.Hour).Truncate(time.Hour)
+		if _, err := u.EnsurePartitions(ctx, old, old); err != nil {
+			t.Fatal(err)
+		}
+		copyIn(t, pool, reading{7, old, 100, f32(10)}, reading{7, old.Add(10 * time.Minute), 150, f32(20)})
+		// A full refresh while the data is still there.
+		if _, err := schema.NewUpkeep(pool, st, schema.UpkeepConfig{}).RefreshRollups(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := rollups(t, pool, "readings_hourly", 7); len(got) != 1 || *got[0].ImportDelta != 50 {
+			t.Fatalf("hourly before retention: %+v", got)
+		}
+		dropped, err := u.ApplyRetention(ctx)
+		if err != nil || dropped == 0 {
+			t.Fatalf("ApplyRetention = %d, %v", dropped, err)
+		}
+		if _, err := u.RefreshRollups(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var raw int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM readings WHERE meter_id = 7`).Scan(&raw); err != nil || raw != 0 {
+			t.Fatalf("raw readings left: %d, %v", raw, err)
+		}
+		if got := rollups(t, pool, "readings_hourly", 7); len(got) != 1 || *got[0].ImportDelta != 50 || got[0].Samples != 2 {
+			t.Errorf("hourly after retention: %+v", got)
+		}
+		if got := rollups(t, pool, "readings_daily", 7); len(got) != 1 || got[0].Samples != 2 {
+			t.Errorf("daily after retention: %+v", got)
+		}
+	})
 }

@@ -127,10 +127,21 @@ type RefreshStats struct {
 // out-of-order ones.
 func (u *Upkeep) RefreshRollups(ctx context.Context) (RefreshStats, error) {
 	if u.st.Profile == ProfileTimescale {
-		// The refresh procedures cannot run inside a transaction block;
-		// pool.Exec runs each on its own in autocommit.
+		// The refresh procedures cannot run inside a transaction block or
+		// a pipeline; pool.Exec runs each on its own in autocommit.
+		//
+		// drop_chunks records the dropped range as an invalidation, and a
+		// refresh covering it would delete the rollups of the dropped
+		// raw data (and cut the bucket straddling the chunk edge). With
+		// retention on, the window therefore starts two days past the
+		// retention horizon, so rollups outlive raw data.
+		var start *time.Time
+		if u.cfg.Retention > 0 {
+			s := time.Now().Add(-u.cfg.Retention).Add(48 * time.Hour).UTC().Truncate(24 * time.Hour)
+			start = &s
+		}
 		for _, view := range []string{"readings_hourly", "readings_daily"} {
-			if _, err := u.pool.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, NULL)`, view); err != nil {
+			if _, err := u.pool.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL)`, view, start); err != nil {
 				return RefreshStats{}, fmt.Errorf("schema: refresh %s: %w", view, err)
 			}
 		}
@@ -186,7 +197,7 @@ WITH d AS (
         min(r.power_w) AS min_power_w,
         max(r.power_w) AS max_power_w,
         avg(r.power_w) AS avg_power_w,
-        sum(r.power_w) AS power_sum_w,
+        sum(r.power_w::double precision) AS power_sum_w,
         count(r.power_w) AS power_samples,
         count(*) AS samples
     FROM d

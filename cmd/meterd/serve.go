@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meterd/meterd/api"
+	"github.com/meterd/meterd/cmd/internal/lifecycle"
+	"github.com/meterd/meterd/deploy/schema"
+)
+
+// serveConfig is the configuration of the API and background-worker role.
+type serveConfig struct {
+	log      logConfig
+	db       dbConfig
+	http     api.Config
+	upkeep   schema.UpkeepConfig
+	jobs     schema.JobsConfig
+	workers  int
+	shutdown time.Duration
+}
+
+// register declares the flags; httpAddr is the role's default address.
+func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
+	c.log.register(f, logFormat)
+	c.db.register(f)
+	f.String(&c.http.Addr, "http-addr", "METERD_HTTP_ADDR", httpAddr, "HTTP listen address")
+	f.Duration(&c.http.RequestTimeout, "http-request-timeout", "METERD_HTTP_REQUEST_TIMEOUT", 15*time.Second, "deadline of a request's work")
+	f.Int(&c.http.BodyLimit, "http-body-limit", "METERD_HTTP_BODY_LIMIT", 1<<20, "largest request body in bytes")
+	f.Duration(&c.http.DrainDelay, "http-drain-delay", "METERD_HTTP_DRAIN_DELAY", 0, "how long /readyz reports 503 before the server stops (give load balancers time)")
+	f.List(&c.http.TrustedProxies, "http-trusted-proxies", "METERD_HTTP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed")
+	f.Duration(&c.jobs.RollupEvery, "rollup-every", "METERD_ROLLUP_EVERY", time.Minute, "how often the hourly and daily rollups are refreshed")
+	f.Duration(&c.upkeep.Retention, "retention", "METERD_RETENTION", 0, "drop raw readings older than this (0 keeps them; rollups are always kept)")
+	f.Duration(&c.upkeep.CompressAfter, "compress-after", "METERD_COMPRESS_AFTER", 7*24*time.Hour, "compress readings chunks older than this (timescale profile)")
+	f.Int(&c.workers, "job-workers", "METERD_JOB_WORKERS", 20, "background jobs run at once by this instance")
+	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
+}
+
+func (c serveConfig) Validate() error {
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.upkeep.Validate(), c.jobs.Validate(), positive("job-workers", c.workers))
+}
+
+func positive(name string, v int) error {
+	if v <= 0 {
+		return errors.New(name + " must be positive")
+	}
+	return nil
+}
+
+// addServeStack adds the pool, the job workers and the HTTP server to g,
+// in start order. It returns the API server so callers can mount more.
+func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *prometheus.Registry) (*poolComponent, *api.Server, error) {
+	pools := &poolComponent{url: c.db.url, maxConns: c.db.maxConns}
+	srv, err := api.New(c.http, api.Deps{Logger: log.With("component", "http"), Registry: reg, Ready: readiness(pools), Version: version})
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs := &riverComponent{
+		pools:    pools,
+		log:      log,
+		workers:  c.workers,
+		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log)},
+	}
+	g.Add("database pool", pools)
+	g.Add("jobs", jobs)
+	g.Add("http", srv)
+	return pools, srv, nil
+}
+
+func runServe(ctx context.Context, e env, args []string) error {
+	var c serveConfig
+	f := newFlags("serve", "Usage: meterd serve [flags]\n\nServes the REST API and runs background jobs against an existing, migrated database.", e.getenv, e.stderr)
+	c.register(f, ":8080", "json")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	log, err := c.log.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	g := lifecycle.New(log)
+	if _, _, err := addServeStack(g, c, log, newRegistry()); err != nil {
+		return err
+	}
+	return g.Run(ctx, c.shutdown)
+}
