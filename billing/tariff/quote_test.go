@@ -11,6 +11,7 @@ import (
 
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
+	"github.com/shopspring/decimal"
 )
 
 var update = flag.Bool("update", false, "rewrite the quote golden files in ../testdata")
@@ -73,6 +74,19 @@ func TestQuoteExamples(t *testing.T) {
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("quote differs from %s:\n%s", golden, got)
+			}
+			// The result as demand estimates: one per line code, same total.
+			sum := decimal.Zero
+			heads := map[billing.TaxHead]bool{}
+			for _, e := range q.Result.Estimates() {
+				if heads[e.Head] {
+					t.Errorf("head %s twice", e.Head)
+				}
+				heads[e.Head] = true
+				sum = sum.Add(e.Amount)
+			}
+			if !sum.Equal(q.Result.Total) || !heads["energy"] || heads["round_off"] == q.Result.RoundOff.IsZero() {
+				t.Errorf("estimates %v sum to %s, want %s", q.Result.Estimates(), sum, q.Result.Total)
 			}
 			var doc map[string]any
 			if err := json.Unmarshal(got, &doc); err != nil {

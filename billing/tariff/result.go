@@ -222,3 +222,33 @@ func rateText(d decimal.Decimal) string {
 // quantityText renders a quantity to at most six decimal places without
 // trailing zeros; prorated quantities are repeating decimals.
 func quantityText(d decimal.Decimal) string { return d.Round(6).String() }
+
+// Estimates returns the result as one estimate per line code, in line
+// order, for a demand's details: the storage layer appends them with
+// billing.DeltaDetails (a rebill appends only the differences). Charges
+// (energy, minimum, pass-through, fixed, demand) are CHARGES, taxes and the
+// round-off TAX, subsidies and net-metering settlement EXEMPTION (paid by
+// someone other than the consumer, or credited to them).
+func (r *Result) Estimates() []billing.Estimate {
+	out := make([]billing.Estimate, 0, len(r.Lines))
+	index := make(map[string]int, len(r.Lines))
+	for _, l := range r.Lines {
+		if i, ok := index[l.Code]; ok {
+			out[i].Amount = out[i].Amount.Add(l.Amount)
+			continue
+		}
+		index[l.Code] = len(out)
+		out = append(out, billing.Estimate{Head: billing.TaxHead(l.Code), Category: lineTaxCategory(l.Category), Amount: l.Amount})
+	}
+	return out
+}
+
+func lineTaxCategory(c LineCategory) billing.Category {
+	switch c {
+	case CategoryTax, CategoryRoundOff:
+		return billing.CategoryTax
+	case CategorySubsidy, CategorySettlement:
+		return billing.CategoryExemption
+	}
+	return billing.CategoryCharges
+}
