@@ -368,6 +368,9 @@ func newProvider(pool *pgxpool.Pool, st Storage, log *slog.Logger) (*goose.Provi
 	db := stdlib.OpenDBFromPool(pool)
 	opts := []goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
+		// Each area of meterd numbers its migrations in its own range
+		// (see migrations/README.md), so versions land out of order.
+		goose.WithAllowOutofOrder(true),
 		goose.WithGoMigrations(goMigrations(st)...),
 	}
 	if log != nil {
