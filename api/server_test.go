@@ -30,20 +30,27 @@ func newTestServer(t *testing.T, ready ReadyFunc) *Server {
 	return s
 }
 
-func do(t *testing.T, s *Server, req *http.Request) (*http.Response, []byte) {
+// result is a response read whole (and closed).
+type result struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func do(t *testing.T, s *Server, req *http.Request) (result, []byte) {
 	t.Helper()
 	resp, err := s.App().Test(req, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, body
+	return result{resp.StatusCode, resp.Header}, body
 }
 
-func decodeProblem(t *testing.T, resp *http.Response, body []byte) Problem {
+func decodeProblem(t *testing.T, resp result, body []byte) Problem {
 	t.Helper()
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 		t.Fatalf("content type %q, want application/problem+json; body %s", ct, body)
@@ -211,7 +218,7 @@ func TestBodyLimit(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop(context.Background())
+	defer func() { _ = s.Stop(context.Background()) }()
 	resp, err := http.Post("http://"+s.Addr()+"/echo", "text/plain", strings.NewReader(strings.Repeat("x", 65)))
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +228,7 @@ func TestBodyLimit(t *testing.T) {
 	if resp.StatusCode != 413 {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
 	}
-	if p := decodeProblem(t, resp, body); p.Code != "PayloadTooLarge" {
+	if p := decodeProblem(t, result{resp.StatusCode, resp.Header}, body); p.Code != "PayloadTooLarge" {
 		t.Errorf("code %q", p.Code)
 	}
 }
@@ -245,7 +252,8 @@ func TestServerStartStop(t *testing.T) {
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
+	if resp, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Error("server still answers after Stop")
 	}
 }

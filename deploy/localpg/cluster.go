@@ -269,7 +269,7 @@ func (c *Cluster) initdb(ctx context.Context, cred *syscall.Credential) error {
 			return fmt.Errorf("localpg: %w", err)
 		}
 		pwFile = f.Name()
-		defer os.Remove(pwFile)
+		defer func() { _ = os.Remove(pwFile) }()
 		_, werr := f.WriteString(c.cfg.Password + "\n")
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
@@ -291,7 +291,7 @@ func (c *Cluster) initdb(ctx context.Context, cred *syscall.Credential) error {
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(c.cfg.BinDir, "initdb"), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = serverEnv
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("localpg: initdb: %w\n%s", err, out)
@@ -364,7 +364,7 @@ func (c *Cluster) start(cred *syscall.Credential) error {
 	// stop only through Stop, after everything using it has stopped.
 	cmd := exec.Command(filepath.Join(c.cfg.BinDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = serverEnv
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: cred,
 		// Its own process group, so a terminal's Ctrl-C reaches meterd only
@@ -408,6 +408,11 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// serverEnv is the whole environment of initdb and postgres: a C locale
+// and a plain PATH, nothing inherited, so no credential or setting of the
+// calling process leaks into the server.
+var serverEnv = []string{"LC_ALL=C", "LANG=C", "PATH=/usr/local/bin:/usr/bin:/bin"}
 
 // credential returns the OS identity to run the server as: the named user
 // when running as root, else nil (the current user).
@@ -503,6 +508,6 @@ func choosePort(want int, fallback bool) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("localpg: pick a port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -134,12 +134,12 @@ func TestClusterLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c2.Stop(ctx)
+	defer func() { _ = c2.Stop(ctx) }()
 	conn, err = pgx.Connect(ctx, c2.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	var v int
 	if err := conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 42 {
 		t.Fatalf("data not reused: %d, %v", v, err)

@@ -183,7 +183,7 @@ func MigratePool(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Status, e
 	if err != nil {
 		return Status{}, err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	results, err := p.Up(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("schema: migrate: %w", err)
@@ -235,7 +235,7 @@ func Check(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return check(ctx, pool, p)
 }
 

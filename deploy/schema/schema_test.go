@@ -422,7 +422,7 @@ func TestAutoProfileWithoutPreload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop(ctx)
+	defer func() { _ = c.Stop(ctx) }()
 	st, err := schema.Migrate(ctx, c.URL("postgres"), schema.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -49,12 +49,13 @@ var (
 )
 
 // Main runs a package's tests and then stops the cluster if one was
-// started. It calls os.Exit.
+// started. TestMain returns after it, and the testing package exits with
+// m.Run's code.
 func Main(m *testing.M) {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
-	code := m.Run()
+	m.Run()
 	mu.Lock()
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -68,7 +69,6 @@ func Main(m *testing.M) {
 		_ = os.RemoveAll(dataRoot)
 	}
 	mu.Unlock()
-	os.Exit(code)
 }
 
 // Cluster returns the test binary's cluster, starting it on first use.
