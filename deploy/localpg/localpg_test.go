@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +162,41 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("postgres: %s", p)
 	return len(p), nil
+}
+
+// TestClusterRelocatesUnreachableDataDir covers a clone under a directory
+// the postgres OS user cannot enter (a 0700 temp dir, /root): the cluster
+// lives under /var/tmp and the requested path is a symlink to it.
+func TestClusterRelocatesUnreachableDataDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs the server as another user")
+	}
+	if _, err := FindBinDir(); errors.Is(err, ErrNoServer) {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(private, "pg")
+	c, err := Start(ctx, Config{DataDir: dir, Machine: Machine{MemoryBytes: 1 * gib, CPUs: 1}, Log: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Stop(context.Background())
+		_ = os.RemoveAll(c.DataDir())
+	})
+	if !strings.HasPrefix(c.DataDir(), "/var/tmp/meterd-pg-") {
+		t.Errorf("data dir %s, want it relocated under /var/tmp", c.DataDir())
+	}
+	if target, err := os.Readlink(dir); err != nil || target != c.DataDir() {
+		t.Errorf("requested path links to %q (%v), want %q", target, err, c.DataDir())
+	}
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(ctx)
 }

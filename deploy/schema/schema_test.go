@@ -3,7 +3,6 @@ package schema_test
 import (
 	"context"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/peterldowns/pgtestdb"
 
 	"github.com/meterd/meterd/deploy/localpg"
 	"github.com/meterd/meterd/deploy/schema"
@@ -20,22 +18,10 @@ import (
 
 func TestMain(m *testing.M) { schematest.Main(m) }
 
-// emptyDatabase returns the URL of a fresh database with no schema at all.
-func emptyDatabase(t *testing.T) string {
-	t.Helper()
-	c := schematest.Cluster(t)
-	conf := pgtestdb.Config{
-		DriverName: "pgx", Host: "127.0.0.1", Port: strconv.Itoa(c.Port()),
-		User: "postgres", Database: "postgres", Options: "sslmode=disable",
-		TestRole: &pgtestdb.Role{Username: "meterd_empty", Password: "meterd-test", Capabilities: "NOSUPERUSER NOCREATEDB NOCREATEROLE"},
-	}
-	return pgtestdb.Custom(t, conf, pgtestdb.NoopMigrator{}).URL()
-}
-
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := emptyDatabase(t)
+	url := schematest.EmptyURL(t)
 
 	first, err := schema.Migrate(ctx, url, schema.Config{RollupTimeZone: "Asia/Kolkata"})
 	if err != nil {
@@ -70,7 +56,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := emptyDatabase(t)
+	url := schematest.EmptyURL(t)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
@@ -106,7 +92,7 @@ func TestMigrateConcurrently(t *testing.T) {
 func TestCheckUnmigrated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, emptyDatabase(t))
+	pool, err := pgxpool.New(ctx, schematest.EmptyURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

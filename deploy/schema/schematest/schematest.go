@@ -172,6 +172,19 @@ func URL(t testing.TB, p schema.Profile) string {
 	return got.URL()
 }
 
+// EmptyURL returns the URL of a fresh database with no schema at all, for
+// tests of migration itself. The role is an ordinary one, as in production.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	c := Cluster(t)
+	conf := pgtestdb.Config{
+		DriverName: "pgx", Host: "127.0.0.1", Port: strconv.Itoa(c.Port()),
+		User: "postgres", Database: "postgres", Options: "sslmode=disable",
+		TestRole: &pgtestdb.Role{Username: "meterd_empty", Password: "meterd-test", Capabilities: "NOSUPERUSER NOCREATEDB NOCREATEROLE"},
+	}
+	return pgtestdb.Custom(t, conf, pgtestdb.NoopMigrator{}).URL()
+}
+
 // roleFor returns the role test databases are used by. The postgres
 // profile runs as an ordinary role, proving meterd needs no superuser
 // rights; creating the timescaledb extension needs one.
