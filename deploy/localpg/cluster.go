@@ -54,7 +54,7 @@ type Config struct {
 	MaxConnections int
 	// Settings override or extend the computed settings.
 	Settings map[string]string
-	// Log receives the server's output. Default: DataDir/../postgres.log.
+	// Log receives the server's output. Default: postgres.log beside DataDir.
 	Log io.Writer
 	// StartTimeout bounds initdb plus start-up. Default 60 s.
 	StartTimeout time.Duration
@@ -353,7 +353,13 @@ func (c *Cluster) start(cred *syscall.Credential) error {
 	}
 	out := c.cfg.Log
 	if out == nil {
-		f, err := os.OpenFile(filepath.Join(filepath.Dir(c.dataDir), "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		// Next to the requested data directory, where people look, even
+		// when the data itself had to live elsewhere.
+		requested, err := filepath.Abs(c.cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+		f, err := os.OpenFile(filepath.Join(filepath.Dir(requested), "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("localpg: open server log: %w", err)
 		}
