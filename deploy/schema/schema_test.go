@@ -3,6 +3,7 @@ package schema_test
 import (
 	"context"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -399,8 +400,14 @@ func TestAutoProfileWithoutPreload(t *testing.T) {
 		t.Skip("the timescaledb extension is not installed; nothing to preload")
 	}
 	ctx := context.Background()
+	dir := t.TempDir()
+	// Reachable by the postgres OS user, so the cluster stays in dir and
+	// is removed with it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	c, err := localpg.Start(ctx, localpg.Config{
-		DataDir:  t.TempDir() + "/pg",
+		DataDir:  dir + "/pg",
 		Machine:  localpg.Machine{MemoryBytes: 1 << 30, CPUs: 1},
 		Settings: map[string]string{"shared_preload_libraries": "", "timescaledb.max_background_workers": "0"},
 		Log:      io.Discard,
