@@ -35,10 +35,14 @@ func ParseDate(s string) (Date, error) {
 	return NewDate(t.Date()), nil
 }
 
-// Year, Month and Day of d.
-func (d Date) Year() int         { return d.time().Year() }
+// Year returns d's year.
+func (d Date) Year() int { return d.time().Year() }
+
+// Month returns d's month.
 func (d Date) Month() time.Month { return d.time().Month() }
-func (d Date) Day() int          { return d.time().Day() }
+
+// Day returns d's day of the month.
+func (d Date) Day() int { return d.time().Day() }
 
 func (d Date) time() time.Time { return time.Unix(int64(d.days)*secondsPerDay, 0).UTC() }
 
@@ -54,10 +58,14 @@ func (d Date) AddDays(n int) Date { return Date{days: d.days + int32(n)} }
 // DaysUntil returns the number of days from d to e (negative if e is earlier).
 func (d Date) DaysUntil(e Date) int { return int(e.days - d.days) }
 
-// Before, After and Equal compare dates.
+// Before reports whether d is earlier than e.
 func (d Date) Before(e Date) bool { return d.days < e.days }
-func (d Date) After(e Date) bool  { return d.days > e.days }
-func (d Date) Equal(e Date) bool  { return d.days == e.days }
+
+// After reports whether d is later than e.
+func (d Date) After(e Date) bool { return d.days > e.days }
+
+// Equal reports whether d and e are the same day.
+func (d Date) Equal(e Date) bool { return d.days == e.days }
 
 // IsZero reports whether d is the zero Date.
 func (d Date) IsZero() bool { return d.days == 0 }

@@ -9,8 +9,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // Limits on document numbers. They keep rating cheap and exact for any
@@ -396,11 +397,11 @@ func (c *checker) nonNegative(path string, n Number) decimal.Decimal {
 	return d
 }
 
-// percent is a required percentage in [0, max].
-func (c *checker) percent(path string, n Number, max int64) decimal.Decimal {
+// percent is a required percentage in [0, limit].
+func (c *checker) percent(path string, n Number, limit int64) decimal.Decimal {
 	d := c.amount(path, n)
-	if d.GreaterThan(decimal.NewFromInt(max)) {
-		c.fail(path, "want at most %d percent, got %s", max, n.text)
+	if d.GreaterThan(decimal.NewFromInt(limit)) {
+		c.fail(path, "want at most %d percent, got %s", limit, n.text)
 	}
 	return d
 }

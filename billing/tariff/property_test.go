@@ -5,9 +5,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
-	"github.com/shopspring/decimal"
 )
 
 // Property tests over seeded random tariffs: each failure prints the seed
@@ -21,7 +22,9 @@ import (
 // round-off line.
 func randomDoc(rng *rand.Rand, kind, effective string, subsidy bool) *tariff.Document {
 	two := 2
-	money := func(max int) tariff.Number { return tariff.Num(decimal.New(int64(rng.IntN(max*100+1)), -2).String()) }
+	money := func(limit int) tariff.Number {
+		return tariff.Num(decimal.New(int64(rng.IntN(limit*100+1)), -2).String())
+	}
 	slabs := func() []tariff.SlabDoc {
 		n := 1 + rng.IntN(6)
 		out := make([]tariff.SlabDoc, n)

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // UsageDoc is a usage description as written for a quote. Energy is in kWh

@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 const (

@@ -69,10 +69,10 @@ type canonicalReading struct {
 
 // hasSingle reports whether any single-reading field (or unit-mistake
 // look-alike) is present at the top level.
-func (r *canonicalReading) hasSingle() bool {
-	return r.TS.set || r.ImportWh.set || r.ExportWh.set || r.PowerW.set || r.VoltageV.set ||
-		r.CurrentA.set || r.FrequencyHz.set || r.PowerFactor.set ||
-		bool(r.ImportKWh) || bool(r.ExportKWh) || bool(r.EnergyKWh) || bool(r.PowerKW) || bool(r.VoltageMV) || bool(r.CurrentMA)
+func (c *canonicalReading) hasSingle() bool {
+	return c.TS.set || c.ImportWh.set || c.ExportWh.set || c.PowerW.set || c.VoltageV.set ||
+		c.CurrentA.set || c.FrequencyHz.set || c.PowerFactor.set ||
+		bool(c.ImportKWh) || bool(c.ExportKWh) || bool(c.EnergyKWh) || bool(c.PowerKW) || bool(c.VoltageMV) || bool(c.CurrentMA)
 }
 
 func (d *Decoder) decodeCanonical(m *Message, t Topic, in Input) error {
@@ -137,7 +137,7 @@ func (d *Decoder) finishCanonical(m *Message, t Topic, in *Input, cm *canonicalM
 			m.Readings = append(m.Readings, r)
 		}
 	case cm.hasSingle():
-		r, err := cm.canonicalReading.reading(t.Meter, "", in)
+		r, err := cm.reading(t.Meter, "", in)
 		if err != nil {
 			return err
 		}

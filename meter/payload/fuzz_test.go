@@ -137,7 +137,7 @@ func FuzzDecodeTasmota(f *testing.F) {
 	}
 	d := newTestDecoder(f, func(c *Config) { c.DeviceZone = time.FixedZone("CET", 3600) })
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		fuzzDecode(t, d, Input{Topic: "tele/m-1/SENSOR", Payload: payload})
+		_, _ = fuzzDecode(t, d, Input{Topic: "tele/m-1/SENSOR", Payload: payload})
 	})
 }
 
@@ -151,7 +151,7 @@ func FuzzDecodeShelly(f *testing.F) {
 	}
 	d := newTestDecoder(f, nil)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		fuzzDecode(t, d, Input{Topic: "m-1/events/rpc", Payload: payload})
+		_, _ = fuzzDecode(t, d, Input{Topic: "m-1/events/rpc", Payload: payload})
 	})
 }
 
@@ -170,7 +170,7 @@ func FuzzDecodeThingsBoard(f *testing.F) {
 		if gateway {
 			topic = ThingsBoardGatewayTopic
 		}
-		fuzzDecode(t, d, Input{Topic: topic, Payload: payload, Publisher: "m-1"})
+		_, _ = fuzzDecode(t, d, Input{Topic: topic, Payload: payload, Publisher: "m-1"})
 	})
 }
 

@@ -185,10 +185,10 @@ func notAvailable(t Type, na NotAvailable, u uint64) bool {
 
 // naPattern returns the bit pattern an encoder writes for an absent value.
 func naPattern(r *Register) uint64 {
-	switch {
-	case r.Type == TypeFloat32:
+	switch r.Type {
+	case TypeFloat32:
 		return uint64(math.Float32bits(float32(math.NaN())))
-	case r.Type == TypeFloat64:
+	case TypeFloat64:
 		return math.Float64bits(math.NaN())
 	}
 	w := r.Type.Bits()
@@ -433,7 +433,7 @@ func checkRange(r *Register, raw int64) (uint64, error) {
 		}
 		u = uint64(raw)
 	}
-	if notAvailable(r.Type, r.NotAvailable, u) && !(r.Type == TypeAcc32 && u == 0) {
+	if notAvailable(r.Type, r.NotAvailable, u) && (r.Type != TypeAcc32 || u != 0) {
 		return 0, fmt.Errorf("%w: %d is the %v not-available sentinel", ErrEncode, raw, r.NotAvailable)
 	}
 	return u, nil

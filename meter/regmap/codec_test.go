@@ -218,7 +218,7 @@ func tolerance(m *Map, img *Image, r *Register, x float64) float64 {
 	if r.Type.float() {
 		tol := math.Abs(x)*1e-7 + 1e-9
 		if r.Quantity.Dimension() == meter.DimensionEnergy {
-			tol += 1
+			tol++
 		}
 		return tol
 	}
