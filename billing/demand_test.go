@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }

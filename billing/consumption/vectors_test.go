@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/consumption"
 	"github.com/meterd/meterd/billing/tariff"
 	"github.com/meterd/meterd/meter"
-	"github.com/shopspring/decimal"
 )
 
 // E11 and E12 of billing/testdata/vectors/electricity.json; the other

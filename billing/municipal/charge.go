@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // Connection is what the calculators read from a sewerage or water

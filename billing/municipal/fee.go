@@ -5,8 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // FeeEstimates estimates the one-time fees of a connection application:

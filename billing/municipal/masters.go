@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // Calculation attributes: what a billing slab counts.

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/municipal"
-	"github.com/shopspring/decimal"
 )
 
 func num(s string) *decimal.Decimal {

@@ -3,8 +3,9 @@ package municipal
 import (
 	"time"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // ApplicableMaster picks the Interest, Penalty, Rebate or Cess entry in

@@ -12,9 +12,10 @@ import (
 	"time"
 	_ "time/tzdata" // TV16 needs Asia/Kolkata wherever the tests run
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/municipal"
-	"github.com/shopspring/decimal"
 )
 
 // The sewerage vectors (billing/testdata/vectors/sewerage.json, a

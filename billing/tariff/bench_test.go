@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
-	"github.com/shopspring/decimal"
 )
 
 // benchTariff is a realistic domestic tariff: five telescopic slabs, a

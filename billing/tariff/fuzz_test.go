@@ -6,9 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
-	"github.com/shopspring/decimal"
 )
 
 // FuzzParse feeds arbitrary bytes to the tariff parser. Whatever it gets,

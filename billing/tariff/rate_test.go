@@ -4,9 +4,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
-	"github.com/shopspring/decimal"
 )
 
 const derc = `"energy": {"kind": "telescopic", "slabs": [{"upto_kwh": 200, "rate": "3.00"}, {"upto_kwh": 400, "rate": "4.50"}, {"upto_kwh": null, "rate": "6.50"}]}`

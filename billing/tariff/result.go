@@ -3,8 +3,9 @@ package tariff
 import (
 	"encoding/json"
 
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // LineCategory groups lines for subtotals and tax bases.

@@ -1,8 +1,9 @@
 package tariff
 
 import (
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // Tariff is one validated, compiled tariff version. Parse builds it from a

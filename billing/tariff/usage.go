@@ -1,8 +1,9 @@
 package tariff
 
 import (
-	"github.com/meterd/meterd/billing"
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
 )
 
 // Usage is what is rated for one connection and period. The consumption

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/tariff"
-	"github.com/shopspring/decimal"
 )
 
 // The electricity vectors (billing/testdata/vectors/electricity.json, a
