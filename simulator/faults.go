@@ -38,8 +38,8 @@ const (
 	KindStuck       // zero usage for Faults.StuckLength: power 0, registers frozen
 
 	// Device properties, fraction of eligible meters.
-	KindRollover       // energy registers start just below their modulus and wrap after Faults.RolloverAfter (models whose counters wrap: sunspec_203 acc32)
-	KindWrongWordOrder // a Modbus device that writes every multi-register value word-swapped
+	KindRollover        // energy registers start just below their modulus and wrap after Faults.RolloverAfter (models whose counters wrap: sunspec_203 acc32)
+	KindWrongWordOrder  // a Modbus device that writes every multi-register value word-swapped
 	KindMissingOptional // a Modbus device that lacks the map's optional registers (exception 2)
 
 	// Modbus request faults, probability per request.

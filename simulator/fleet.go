@@ -287,7 +287,9 @@ func (f *Fleet) build(i int, maps map[string]*regmap.Map) error {
 		}
 		return false
 	}
-	chosen := func(k Kind) bool { return forced(k) || unit(hash(c.Seed, domDevice, uint64(k), uint64(i))) < c.Faults.Rate(k) }
+	chosen := func(k Kind) bool {
+		return forced(k) || unit(hash(c.Seed, domDevice, uint64(k), uint64(i))) < c.Faults.Rate(k)
+	}
 	m.Rollover = m.ModulusWh > 0 && chosen(KindRollover)
 	if m.Protocol == Modbus {
 		m.WrongWordOrder = chosen(KindWrongWordOrder)
