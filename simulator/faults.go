@@ -300,3 +300,17 @@ func (f *Faults) validate(meters int) []error {
 	}
 	return errs
 }
+
+// MarshalText writes the kind's name, so configs and manifests carry names,
+// not numbers.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	v, err := ParseKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
