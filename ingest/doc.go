@@ -2,7 +2,25 @@
 // sources, decodes and validates them, deduplicates and batches them, and
 // writes them to the store without loss or duplication.
 //
-// Subpackages hold the sources (ingest/mqtt, ingest/modbus), the embedded
-// broker and the spool. ingest may import meter and its adapters; it must
-// not import billing, alerts or api.
+// The root holds what every source shares:
+//   - MessageDecoder: an MQTT message to an Envelope (payload decoded by
+//     topic, meter references resolved by the Resolver, readings checked
+//     against meter.Limits, every failure a reject with the raw payload);
+//   - Pipeline: bounded intake with backpressure, batches by size or
+//     linger, in-batch dedupe, idempotent writes (optimistic COPY with a
+//     staged ON CONFLICT fallback, in meter/postgres), retries with
+//     backoff, missing partitions created, bad rows triaged one by one.
+//     An Envelope's Done runs after its batch committed: that is when MQTT
+//     acknowledges and when the Modbus spool advances;
+//   - Tracker: latest state and liveness per meter, counter events
+//     (resets, rollovers, replacements) from meter.StepCounter;
+//   - Metrics: the gateway's Prometheus metrics (no meter-id labels).
+//
+// Subpackages hold the sources and their infrastructure: ingest/mqtt (the
+// autopaho subscriber), ingest/broker (the embedded mochi broker with
+// per-meter credentials and a deny-by-default ACL), ingest/modbus (the
+// poller) and ingest/spool (the on-disk spool for Modbus readings).
+//
+// ingest may import meter and its adapters (meter/postgres); it must not
+// import billing, alerts, api or simulator (tests may use the simulator).
 package ingest
