@@ -445,11 +445,13 @@ func (f *Fleet) meterEvents(i int, day int64, dst []Event) []Event {
 		rate := c.Faults.Rate(k)
 		if rate > 0 && unit(hash(c.Seed, domEvent, uint64(k), uint64(i), uint64(day))) < rate {
 			at := dayStart.Add(time.Duration(unit(hash(c.Seed, domEvent, uint64(k), uint64(i), uint64(day), 1)) * float64(24*time.Hour)))
-			dst = append(dst, Event{Kind: k, Meter: i, At: f.snap(at), For: c.Faults.length(k)})
+			if !at.Before(c.Start) {
+				dst = append(dst, Event{Kind: k, Meter: i, At: f.snap(at), For: c.Faults.length(k)})
+			}
 		}
 	}
 	for _, sc := range f.schedule[i] {
-		if !sc.Kind.Event() || floorDiv(sc.At.Unix(), 86400) != day {
+		if !sc.Kind.Event() || floorDiv(sc.At.Unix(), 86400) != day || sc.At.Before(c.Start) {
 			continue
 		}
 		d := sc.For
@@ -458,14 +460,8 @@ func (f *Fleet) meterEvents(i int, day int64, dst []Event) []Event {
 		}
 		dst = append(dst, Event{Kind: sc.Kind, Meter: i, At: f.snap(sc.At), For: d})
 	}
-	kept := dst[:n0]
-	for _, e := range dst[n0:] {
-		if !e.At.Before(c.Start) {
-			kept = append(kept, e)
-		}
-	}
-	sort.SliceStable(kept[n0:], func(a, b int) bool { return kept[n0+a].At.Before(kept[n0+b].At) })
-	return kept
+	sort.SliceStable(dst[n0:], func(a, b int) bool { return dst[n0+a].At.Before(dst[n0+b].At) })
+	return dst
 }
 
 // snap rounds t up to the step grid.
