@@ -41,7 +41,7 @@ type Sample struct {
 // Reading returns the sample as a meter.Reading with every field present:
 // voltage is the mean of the phases, current their sum (meter.Values
 // conventions). MeterID, ReceivedAt and Source are left zero.
-func (s *Sample) Reading(phases int) meter.Reading {
+func (s Sample) Reading(phases int) meter.Reading {
 	r := meter.Reading{
 		Time:        s.Time,
 		ImportWh:    s.ImportWh,
@@ -64,7 +64,7 @@ func (s *Sample) Reading(phases int) meter.Reading {
 // Values returns the sample as the quantities a register map encodes:
 // totals, and per phase for three-phase meters. Per-phase energy is the
 // total split by the meter's fixed phase shares.
-func (s *Sample) Values(m *Meter) meter.Values {
+func (s Sample) Values(m *Meter) meter.Values {
 	var v meter.Values
 	r := s.Reading(m.Phases)
 	v = meter.ValuesFromReading(r)
