@@ -196,7 +196,9 @@ func TestBackfillThroughBroker(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
+}
 
 // A fleet whose secrets the broker does not know is refused, and the
 // publisher reports it instead of retrying forever.

@@ -53,8 +53,8 @@ func TestProvision(t *testing.T) {
 		FROM meters m JOIN tenants t ON t.id = m.tenant_id ORDER BY m.external_id`)
 	type meterRow struct {
 		ref, serial, model, proto, hash, settings string
-		interval                                   int
-		tenant, zone, currency                     string
+		interval                                  int
+		tenant, zone, currency                    string
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (meterRow, error) {
 		var m meterRow

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// flags is a flag set whose defaults can come from environment variables:
+// a flag given on the command line wins over its variable, which wins over
+// the built-in default. Every flag documents its variable in --help.
+type flags struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []error
+	lists  []listFlag
+}
+
+func newFlags(name, usage string, getenv func(string) string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags (each also settable by the environment variable shown):\n", usage)
+		fs.PrintDefaults()
+	}
+	return &flags{fs: fs, getenv: getenv}
+}
+
+func (f *flags) env(name, env string) (string, bool) {
+	if env == "" {
+		return "", false
+	}
+	v := f.getenv(env)
+	return v, v != ""
+}
+
+func describe(usage, env string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " [$" + env + "]"
+}
+
+func (f *flags) String(p *string, name, env, def, usage string) {
+	if v, ok := f.env(name, env); ok {
+		def = v
+	}
+	f.fs.StringVar(p, name, def, describe(usage, env))
+}
+
+func (f *flags) Int(p *int, name, env string, def int, usage string) {
+	if v, ok := f.env(name, env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not an integer", env, v))
+		} else {
+			def = n
+		}
+	}
+	f.fs.IntVar(p, name, def, describe(usage, env))
+}
+
+func (f *flags) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := f.env(name, env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a duration (e.g. 30s, 5m)", env, v))
+		} else {
+			def = d
+		}
+	}
+	f.fs.DurationVar(p, name, def, describe(usage, env))
+}
+
+func (f *flags) Bool(p *bool, name, env string, def bool, usage string) {
+	if v, ok := f.env(name, env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a boolean", env, v))
+		} else {
+			def = b
+		}
+	}
+	f.fs.BoolVar(p, name, def, describe(usage, env))
+}
+
+// List is a comma-separated string list.
+func (f *flags) List(p *[]string, name, env, def, usage string) {
+	var raw string
+	f.String(&raw, name, env, def, usage+" (comma-separated)")
+	f.lists = append(f.lists, listFlag{p: p, raw: &raw})
+}
+
+type listFlag struct {
+	p   *[]string
+	raw *string
+}
+
+// Parse parses args and reports environment errors too.
+func (f *flags) Parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	if len(f.errs) > 0 {
+		return errors.Join(f.errs...)
+	}
+	for _, l := range f.lists {
+		*l.p = splitList(*l.raw)
+	}
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(f.fs.Args(), " "))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func (f *flags) Float(p *float64, name, env string, def float64, usage string) {
+	if v, ok := f.env(name, env); ok {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a number", env, v))
+		} else {
+			def = x
+		}
+	}
+	f.fs.Float64Var(p, name, def, describe(usage, env))
+}
