@@ -272,10 +272,7 @@ func (s *Spool) Next() (Record, bool, error) {
 	if s.closed {
 		return Record{}, false, ErrClosed
 	}
-	for {
-		if s.read.Off < s.sizes[s.read.Seg] {
-			break
-		}
+	for s.read.Off >= s.sizes[s.read.Seg] {
 		i := slices.Index(s.segs, s.read.Seg)
 		if i < 0 || i == len(s.segs)-1 {
 			return Record{}, false, nil
