@@ -388,6 +388,7 @@ type worker struct {
 	meters []*meterSlot
 	buf    []byte
 	rs     []meter.Reading
+	mrs    []manifest.Reading
 }
 
 func (p *Publisher) runWorker(ctx context.Context, id int, backfillTo time.Time) error {
@@ -531,17 +532,21 @@ func (w *worker) deliver(ctx context.Context, ms *meterSlot, rs []meter.Reading)
 	m := f.Meter(ms.idx)
 	first, last := rs[0].Time, rs[len(rs)-1].Time
 	msg := message{meter: ms.idx, topic: p.topic[ms.idx]}
+	// The payload and readings live in the worker's scratch buffers; a
+	// held-back message gets its own copies.
 	if m.Format == simulator.Tasmota {
-		msg.payload = payload.AppendTasmota(nil, &rs[0], payload.TasmotaOptions{Zone: f.Location(), WithOffset: true})
+		w.buf = payload.AppendTasmota(w.buf[:0], &rs[0], payload.TasmotaOptions{Zone: f.Location(), WithOffset: true})
 	} else if len(rs) == 1 {
-		msg.payload = payload.AppendCanonical(nil, &rs[0], payload.CanonicalOptions{})
+		w.buf = payload.AppendCanonical(w.buf[:0], &rs[0], payload.CanonicalOptions{})
 	} else {
-		msg.payload = payload.AppendCanonicalBatch(nil, rs, payload.CanonicalOptions{})
+		w.buf = payload.AppendCanonicalBatch(w.buf[:0], rs, payload.CanonicalOptions{})
 	}
-	msg.readings = make([]manifest.Reading, len(rs))
+	msg.payload = w.buf
+	w.mrs = w.mrs[:0]
 	for k := range rs {
-		msg.readings[k] = manifest.Reading{Time: rs[k].Time, ImportWh: rs[k].ImportWh, ExportWh: rs[k].ExportWh, PowerW: rs[k].PowerW}
+		w.mrs = append(w.mrs, manifest.Reading{Time: rs[k].Time, ImportWh: rs[k].ImportWh, ExportWh: rs[k].ExportWh, PowerW: rs[k].PowerW})
 	}
+	msg.readings = w.mrs
 
 	for _, k := range f.MalformedFaults(ms.idx, first, last) {
 		if err := w.sendMalformed(ctx, ms, k, first); err != nil {
@@ -561,6 +566,8 @@ func (w *worker) deliver(ctx context.Context, ms *meterSlot, rs []meter.Reading)
 			Detail: fmt.Sprintf(`{"held_for_messages":%d,"readings":%d}`, msg.wait, len(rs))}); err != nil {
 			return err
 		}
+		msg.payload = append([]byte(nil), msg.payload...)
+		msg.readings = append([]manifest.Reading(nil), msg.readings...)
 		ms.held = append(ms.held, msg)
 		return nil
 	}
