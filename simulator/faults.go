@@ -259,9 +259,8 @@ func (f *Faults) validate(meters int) []error {
 	var errs []error
 	for _, k := range Kinds() {
 		r := f.Rate(k)
-		max := 1.0
-		if !(r >= 0 && r <= max) {
-			errs = append(errs, fmt.Errorf("%w: Faults.%s rate %v outside 0..%v", ErrInvalidConfig, k, r, max))
+		if !(r >= 0 && r <= 1) {
+			errs = append(errs, fmt.Errorf("%w: Faults.%s rate %v outside 0..1", ErrInvalidConfig, k, r))
 		}
 	}
 	if f.Duplicate+f.OutOfOrder+f.Late > 1 {

@@ -294,7 +294,7 @@ func TestScheduledFaults(t *testing.T) {
 	s := f.NewState(1)
 	before := s.At(tick.Add(-time.Minute))
 	after := s.At(tick)
-	if !(after.ImportWh < before.ImportWh && after.ImportWh < 100) {
+	if after.ImportWh >= before.ImportWh || after.ImportWh >= 100 {
 		t.Errorf("reset: %d → %d Wh", before.ImportWh, after.ImportWh)
 	}
 	if f.Meter(0).Rollover != (f.Meter(0).ModulusWh > 0) {

@@ -98,7 +98,7 @@ Ctrl-C stops cleanly.`, e.getenv, e.stderr)
 		if err != nil {
 			return err
 		}
-		defer mw.Close()
+		defer func() { _ = mw.Close() }() // after the explicit Close below: a no-op
 	}
 	pub, err := mqttpub.New(fleet, mqttpub.Config{
 		BrokerURL: broker, QoS0: qos == 0, Batch: batch, Workers: workers,
@@ -191,7 +191,7 @@ replacement, spike, stuck. Ctrl-C stops cleanly.`, e.getenv, e.stderr)
 		if err != nil {
 			return err
 		}
-		defer mw.Close()
+		defer func() { _ = mw.Close() }() // after the explicit Close below: a no-op
 	}
 	srv, err := modbussrv.New(fleet, modbussrv.Config{Manifest: mw, Logger: log})
 	if err != nil {
@@ -309,12 +309,11 @@ on any loss, duplicate, wrong or wrongly accepted reading.`, e.getenv, e.stderr)
 // progress prints a run's rates at an interval. The caller owns it and
 // stops it.
 type progress struct {
-	w      io.Writer
-	t      *time.Ticker
-	last   time.Time
-	lastN  [2]int64
-	t0     time.Time
-	closed bool
+	w     io.Writer
+	t     *time.Ticker
+	last  time.Time
+	lastN [2]int64
+	t0    time.Time
 }
 
 func newProgress(w io.Writer, every time.Duration) *progress {

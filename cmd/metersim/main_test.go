@@ -117,7 +117,7 @@ func TestProvisionRunVerify(t *testing.T) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	manifestPath := filepath.Join(t.TempDir(), "run.manifest")
 	code, out, stderr := metersim(t, append([]string{"run", "--broker", "mqtt://" + l.Address(), "--from", start, "--to", "2026-05-01T02:00:00Z",

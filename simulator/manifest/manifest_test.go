@@ -53,7 +53,7 @@ func readAll(t *testing.T, path string) (*Reader, []Message, []Fault, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	t.Cleanup(func() { rd.Close() })
+	t.Cleanup(func() { _ = rd.Close() })
 	var ms []Message
 	var fs []Fault
 	for {
@@ -186,7 +186,7 @@ func BenchmarkWriteMessage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	m := Message{Meter: 12345, QoS: 1, Readings: []Reading{{Time: t0, ImportWh: 12345678, ExportWh: 1234, PowerW: 1234.5}}}
 	for i := 0; b.Loop(); i++ {

@@ -405,7 +405,7 @@ func FreeAddrs(n int) ([]string, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
-			l.Close()
+			_ = l.Close()
 		}
 	}()
 	addrs := make([]string, n)

@@ -64,7 +64,7 @@ func client(t *testing.T, addr string, unit uint8, timeout time.Duration) (gbmod
 	if err := h.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close() })
+	t.Cleanup(func() { _ = h.Close() })
 	return gbmodbus.NewClient(h), h
 }
 
@@ -357,7 +357,7 @@ func TestRegistersAdvanceAndReplacement(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop(context.Background())
+	defer func() { _ = s.Stop(context.Background()) }()
 	c, _ := client(t, addrs[0], 1, time.Second)
 	energy := func() float32 {
 		b, err := c.ReadInputRegisters(0x48, 2)

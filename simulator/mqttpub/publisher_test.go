@@ -29,7 +29,7 @@ func readManifest(t *testing.T, f *simulator.Fleet, path string) (map[key]manife
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rd.Close()
+	defer func() { _ = rd.Close() }()
 	got := map[key]manifest.Reading{}
 	var faults []manifest.Fault
 	for {
@@ -220,7 +220,7 @@ func TestRefusedLogin(t *testing.T) {
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer p.Stop(ctx)
+	defer func() { _ = p.Stop(ctx) }()
 	select {
 	case err := <-p.Failed():
 		if !errors.Is(err, ErrRefused) {

@@ -168,7 +168,7 @@ func TestVerify(t *testing.T) {
 			if i == 5 {
 				qos = 0
 			}
-			recorded := !(i == 4 && k == 7) // sent, but the simulator died before recording it
+			recorded := i != 4 || k != 7 // not recorded: sent, but the simulator died before recording it
 			if recorded {
 				if err := mw.Message(manifest.Message{Meter: i, QoS: qos, Readings: []manifest.Reading{{Time: ts, ImportWh: r.ImportWh, ExportWh: r.ExportWh, PowerW: r.PowerW}}}); err != nil {
 					t.Fatal(err)

@@ -205,7 +205,7 @@ func Verify(ctx context.Context, store Store, path string, opt Options) (*Report
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	defer rd.Close()
+	defer func() { _ = rd.Close() }()
 	h := rd.Header()
 	fleet, err := simulator.New(h.Fleet)
 	if err != nil {
