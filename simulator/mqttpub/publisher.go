@@ -364,6 +364,9 @@ func disconnect(ctx context.Context, cm *autopaho.ConnectionManager) {
 	}
 }
 
+// flushBudget bounds publishing held-back messages when a live run stops.
+const flushBudget = 5 * time.Second
+
 // message is one prepared MQTT message of a meter.
 type message struct {
 	meter    int
@@ -428,7 +431,9 @@ func (p *Publisher) runWorker(ctx context.Context, id int, backfillTo time.Time)
 			timer.Reset(d)
 			select {
 			case <-ctx.Done():
-				return w.flushHeld(context.WithoutCancel(ctx))
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushBudget)
+				defer cancel()
+				return w.flushHeld(fctx)
 			case <-timer.C:
 			}
 		}
