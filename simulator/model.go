@@ -526,8 +526,15 @@ func (f *Fleet) MalformedFaults(i int, first, last time.Time) []Kind {
 }
 
 // SlowReply reports whether Modbus request n (a per-device counter) of
-// meter i gets a slow reply.
-func (f *Fleet) SlowReply(i int, n uint64) bool {
+// meter i gets a slow reply: drawn at Faults.SlowReply, or scheduled at a
+// time in (prev, now], where prev is the time of the device's previous
+// request.
+func (f *Fleet) SlowReply(i int, n uint64, prev, now time.Time) bool {
+	for _, sc := range f.schedule[i] {
+		if sc.Kind == KindSlowReply && sc.At.After(prev) && !sc.At.After(now) {
+			return true
+		}
+	}
 	r := f.cfg.Faults.SlowReply
 	return r > 0 && unit(hash(f.cfg.Seed, domRequest, uint64(i), n)) < r
 }

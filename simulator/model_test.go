@@ -249,7 +249,7 @@ func TestFaultRates(t *testing.T) {
 			}
 			for n := range uint64(200) {
 				trials[KindSlowReply]++
-				if f.SlowReply(i, n) {
+				if f.SlowReply(i, n, t0, t0) {
 					counts[KindSlowReply]++
 				}
 			}
@@ -271,11 +271,13 @@ func TestFaultRates(t *testing.T) {
 // Scheduled faults happen where they are scheduled.
 func TestScheduledFaults(t *testing.T) {
 	at := t0.Add(3*time.Hour + 10*time.Second)
+	tick0 := t0.Add(3*time.Hour + time.Minute)
 	f := mustFleet(t, Config{Seed: 1, Meters: 3, Start: t0, Faults: Faults{Schedule: []Scheduled{
 		{Kind: KindReset, Meter: 1, At: at},
 		{Kind: KindDuplicate, Meter: 2, At: at},
 		{Kind: KindBrokenJSON, Meter: 0, At: at},
 		{Kind: KindRollover, Meter: 0},
+		{Kind: KindSlowReply, Meter: 0, At: tick0},
 	}}})
 	ev := f.EventsOn(1, t0, t0.Add(24*time.Hour))
 	if len(ev) != 1 || ev[0].Kind != KindReset || !ev[0].At.Equal(t0.Add(3*time.Hour+30*time.Second)) {
@@ -296,6 +298,9 @@ func TestScheduledFaults(t *testing.T) {
 	after := s.At(tick)
 	if after.ImportWh >= before.ImportWh || after.ImportWh >= 100 {
 		t.Errorf("reset: %d → %d Wh", before.ImportWh, after.ImportWh)
+	}
+	if !f.SlowReply(0, 0, tick.Add(-time.Second), tick) || f.SlowReply(1, 0, tick.Add(-time.Second), tick) {
+		t.Error("scheduled slow reply not applied")
 	}
 	if f.Meter(0).Rollover != (f.Meter(0).ModulusWh > 0) {
 		t.Errorf("scheduled rollover on %s (modulus %d): %v", f.Meter(0).Model, f.Meter(0).ModulusWh, f.Meter(0).Rollover)

@@ -70,6 +70,7 @@ type device struct {
 	img   *regmap.Image
 	m     *regmap.Map // rebased (SunSpec) map the image is encoded with
 	reqs  uint64
+	last  time.Time // time of the previous request
 	gen   int
 }
 
@@ -323,6 +324,8 @@ func (g *gateway) read(unit uint8, fn regmap.Function, addr, count uint16) ([]ui
 	n := d.reqs
 	d.reqs++
 	now := s.cfg.Now()
+	slow := s.fleet.SlowReply(d.idx, n, d.last, now)
+	d.last = now
 	smp := d.state.At(now)
 	events := d.state.TakeEvents()
 	if smp.Generation != d.gen {
@@ -356,7 +359,7 @@ func (g *gateway) read(unit uint8, fn regmap.Function, addr, count uint16) ([]ui
 		s.exceptions.Add(1)
 		return nil, err
 	}
-	if s.fleet.SlowReply(d.idx, n) {
+	if slow {
 		s.slow.Add(1)
 		delay := s.fleet.Config().Faults.SlowReplyDelay
 		_ = s.fault(manifest.Fault{Kind: simulator.KindSlowReply, Meter: d.idx, At: now, Ref: d.meter.ExternalID,
