@@ -151,7 +151,9 @@ func (s *Service) credentials(ctx context.Context, tenantID int64, externalID, s
 	if err != nil {
 		return nil, err
 	}
-	return &MQTTCredentials{Username: externalID, Password: secret, Topic: "meters/" + t.Code + "/" + externalID + "/reading"}, nil
+	// The gateway's broker resolves "<tenant>/<meter>" usernames
+	// (ingest/broker), unambiguous across tenants.
+	return &MQTTCredentials{Username: t.Code + "/" + externalID, Password: secret, Topic: "meters/" + t.Code + "/" + externalID + "/reading"}, nil
 }
 
 // RotateMeterSecret issues a new MQTT password for a meter, replacing the

@@ -1,0 +1,340 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meterd/meterd/api/account"
+	"github.com/meterd/meterd/api/audit"
+	auditpg "github.com/meterd/meterd/api/audit/postgres"
+	"github.com/meterd/meterd/api/usage"
+	"github.com/meterd/meterd/deploy/schema"
+	"github.com/meterd/meterd/meter"
+)
+
+// PartitionEnsurer creates readings partitions for a time range
+// (schema.Upkeep.EnsurePartitions).
+type PartitionEnsurer func(ctx context.Context, from, to time.Time) error
+
+// Store is usage.Store on a pgx pool.
+type Store struct {
+	pool       *pgxpool.Pool
+	partitions PartitionEnsurer
+
+	tzOnce sync.Once
+	tz     *time.Location
+	tzErr  error
+}
+
+var _ usage.Store = (*Store)(nil)
+
+// New returns a Store. partitions is called when a manual reading falls
+// where no readings partition exists yet (postgres profile); nil refuses
+// such readings.
+func New(pool *pgxpool.Pool, partitions PartitionEnsurer) *Store {
+	return &Store{pool: pool, partitions: partitions}
+}
+
+func sourceName(s int16) string { return meter.Source(s).String() }
+
+// Live implements usage.Store.
+func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilter, p account.Page) ([]usage.Live, error) {
+	owned := scope.UserID
+	rows, err := s.pool.Query(ctx, `SELECT m.id, m.external_id, m.serial, m.protocol, m.expected_interval,
+			coalesce(c.id, 0), coalesce(c.property_id, 0), coalesce(c.consumer_code, ''),
+			l.ts, l.received_at, l.last_seen, l.import_wh, l.export_wh, l.power_w, l.voltage_v, l.current_a,
+			l.frequency_hz, l.power_factor, l.source
+		FROM meters m
+		LEFT JOIN meter_installations i ON i.meter_id = m.id AND i.removed_at IS NULL
+		LEFT JOIN connections c ON c.id = i.connection_id
+		LEFT JOIN properties pr ON pr.id = c.property_id
+		LEFT JOIN meter_latest l ON l.meter_id = m.id
+		WHERE m.tenant_id = $1
+		  AND ($2 = 0 OR (pr.user_id = $2 AND c.status <> 'closed'))
+		  AND ($3 = 0 OR m.id = $3) AND ($4 = 0 OR c.id = $4) AND m.id > $5
+		ORDER BY m.id LIMIT $6`, scope.TenantID, owned, f.MeterID, f.ConnectionID, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("live usage: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (usage.Live, error) {
+		var l usage.Live
+		var ts, recv, seen *time.Time
+		var imp, exp *int64
+		var pw, v, a, hz, pf *float32
+		var src *int16
+		if err := r.Scan(&l.MeterID, &l.ExternalID, &l.Serial, &l.Protocol, &l.ExpectedInterval,
+			&l.ConnectionID, &l.PropertyID, &l.ConsumerCode,
+			&ts, &recv, &seen, &imp, &exp, &pw, &v, &a, &hz, &pf, &src); err != nil {
+			return l, err
+		}
+		if ts != nil {
+			l.Latest = &usage.Reading{Time: ts.UTC(), ReceivedAt: recv.UTC(), ImportWh: imp, ExportWh: exp,
+				PowerW: f64(pw), VoltageV: f64(v), CurrentA: f64(a), FrequencyHz: f64(hz), PowerFactor: f64(pf), Source: sourceName(*src)}
+			st := seen.UTC()
+			l.LastSeen = &st
+		}
+		return l, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live usage: %w", err)
+	}
+	return list, nil
+}
+
+func f64(p *float32) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := float64(*p)
+	return &v
+}
+
+// Spans implements usage.Store.
+func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connectionID int64) ([]usage.Span, error) {
+	if connectionID == 0 && !scope.Owned() {
+		// Staff asking for a meter: its whole history.
+		var ok bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meters WHERE tenant_id = $1 AND id = $2)`, scope.TenantID, meterID).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("spans: %w", err)
+		}
+		if !ok {
+			return nil, usage.ErrNotFound
+		}
+		return []usage.Span{{MeterID: meterID}}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT i.meter_id, i.connection_id, i.installed_at, i.removed_at, i.initial_import_wh,
+			coalesce(c.sanctioned_load_kw, 0)::float8
+		FROM meter_installations i
+		JOIN connections c ON c.id = i.connection_id
+		JOIN properties p ON p.id = c.property_id
+		WHERE i.tenant_id = $1 AND ($2 = 0 OR p.user_id = $2) AND ($3 = 0 OR i.meter_id = $3) AND ($4 = 0 OR i.connection_id = $4)
+		ORDER BY i.installed_at`, scope.TenantID, scope.UserID, meterID, connectionID)
+	if err != nil {
+		return nil, fmt.Errorf("spans: %w", err)
+	}
+	spans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (usage.Span, error) {
+		var sp usage.Span
+		var to *time.Time
+		err := r.Scan(&sp.MeterID, &sp.ConnectionID, &sp.From, &to, &sp.InitialImportWh, &sp.SanctionedLoadKW)
+		if to != nil {
+			sp.To = *to
+		}
+		return sp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spans: %w", err)
+	}
+	if len(spans) == 0 {
+		if connectionID != 0 {
+			// A connection in scope without a meter has an empty history.
+			var ok bool
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections c JOIN properties p ON p.id = c.property_id
+				WHERE c.tenant_id = $1 AND c.id = $2 AND ($3 = 0 OR p.user_id = $3))`, scope.TenantID, connectionID, scope.UserID).Scan(&ok); err != nil {
+				return nil, fmt.Errorf("spans: %w", err)
+			}
+			if ok {
+				return nil, nil
+			}
+		}
+		return nil, usage.ErrNotFound
+	}
+	return spans, nil
+}
+
+const bucketColumns = `bucket, first_ts, last_ts, first_import_wh, last_import_wh, last_export_wh, import_delta_wh, export_delta_wh,
+	max_power_w, power_sum_w, power_samples, samples`
+
+// Buckets implements usage.Store.
+func (s *Store) Buckets(ctx context.Context, meterID int64, g usage.Granularity, floor, from, to time.Time) (*usage.Bucket, []usage.Bucket, error) {
+	table := "readings_daily"
+	if g == usage.Hour {
+		table = "readings_hourly"
+	}
+	rows, err := s.pool.Query(ctx, `(SELECT `+bucketColumns+`, true FROM `+table+`
+			WHERE meter_id = $1 AND bucket < $3 AND bucket >= $2 ORDER BY bucket DESC LIMIT 1)
+		UNION ALL
+		(SELECT `+bucketColumns+`, false FROM `+table+` WHERE meter_id = $1 AND bucket >= $3 AND bucket < $4 ORDER BY bucket)`,
+		meterID, floor, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("buckets: %w", err)
+	}
+	var prev *usage.Bucket
+	var list []usage.Bucket
+	for rows.Next() {
+		var b usage.Bucket
+		var maxP *float32
+		var isPrev bool
+		if err := rows.Scan(&b.Start, &b.FirstTime, &b.LastTime, &b.FirstImportWh, &b.LastImportWh, &b.LastExportWh,
+			&b.ImportDeltaWh, &b.ExportDeltaWh, &maxP, &b.PowerSumW, &b.PowerSamples, &b.Samples, &isPrev); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("buckets: %w", err)
+		}
+		b.MaxPowerW = f64(maxP)
+		if isPrev {
+			bb := b
+			prev = &bb
+		} else {
+			list = append(list, b)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("buckets: %w", err)
+	}
+	return prev, list, nil
+}
+
+// RollupTimeZone implements usage.Store.
+func (s *Store) RollupTimeZone(ctx context.Context) (*time.Location, error) {
+	s.tzOnce.Do(func() {
+		st, err := schema.LoadStorage(ctx, s.pool)
+		if err != nil {
+			s.tzErr = err
+			return
+		}
+		s.tz, s.tzErr = time.LoadLocation(st.RollupTimeZone)
+	})
+	if s.tzErr != nil {
+		err := s.tzErr
+		s.tzOnce = sync.Once{}
+		return nil, fmt.Errorf("rollup time zone: %w", err)
+	}
+	return s.tz, nil
+}
+
+// EntryTarget implements usage.Store.
+func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, connectionID int64, at time.Time) (usage.Target, error) {
+	var t usage.Target
+	err := s.pool.QueryRow(ctx, `SELECT i.meter_id, i.connection_id, coalesce(c.sanctioned_load_kw, 0)::float8, i.installed_at
+		FROM meter_installations i
+		JOIN connections c ON c.id = i.connection_id
+		JOIN properties p ON p.id = c.property_id
+		WHERE i.tenant_id = $1 AND ($2 = 0 OR p.user_id = $2) AND ($3 = 0 OR i.meter_id = $3) AND ($4 = 0 OR i.connection_id = $4)
+		  AND i.installed_at <= $5 AND (i.removed_at IS NULL OR i.removed_at > $5)
+		ORDER BY i.installed_at DESC LIMIT 1`, scope.TenantID, scope.UserID, meterID, connectionID, at).
+		Scan(&t.MeterID, &t.ConnectionID, &t.SanctionedLoadKW, &t.InstalledAt)
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("entry target: %w", err)
+	}
+	if scope.Owned() || meterID == 0 {
+		return t, usage.ErrNotFound
+	}
+	// Staff may enter readings for a meter that is not installed.
+	err = s.pool.QueryRow(ctx, `SELECT id FROM meters WHERE tenant_id = $1 AND id = $2`, scope.TenantID, meterID).Scan(&t.MeterID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, usage.ErrNotFound
+	}
+	if err != nil {
+		return t, fmt.Errorf("entry target: %w", err)
+	}
+	return t, nil
+}
+
+// InsertManual implements usage.Store.
+func (s *Store) InsertManual(ctx context.Context, t usage.Target, m usage.Manual, check func(prev, next *usage.Sample) (*usage.CounterEvent, error), a audit.Entry) error {
+	err := s.insertManual(ctx, t, m, check, a)
+	if schema.IsMissingPartition(err) && s.partitions != nil {
+		if perr := s.partitions(ctx, m.Time, m.Time); perr != nil {
+			return fmt.Errorf("manual reading: create partition: %w", perr)
+		}
+		err = s.insertManual(ctx, t, m, check, a)
+	}
+	return err
+}
+
+func (s *Store) insertManual(ctx context.Context, t usage.Target, m usage.Manual, check func(prev, next *usage.Sample) (*usage.CounterEvent, error), a audit.Entry) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialize manual entries per meter, so two cannot both pass the
+		// neighbour check.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM meters WHERE id = $1 FOR UPDATE`, t.MeterID); err != nil {
+			return err
+		}
+		prev, err := neighbour(ctx, tx, `SELECT ts, import_wh, export_wh FROM readings
+			WHERE meter_id = $1 AND ts <= $2 AND import_wh IS NOT NULL ORDER BY ts DESC LIMIT 1`, t.MeterID, m.Time)
+		if err != nil {
+			return err
+		}
+		next, err := neighbour(ctx, tx, `SELECT ts, import_wh, export_wh FROM readings
+			WHERE meter_id = $1 AND ts > $2 AND import_wh IS NOT NULL ORDER BY ts LIMIT 1`, t.MeterID, m.Time)
+		if err != nil {
+			return err
+		}
+		ev, err := check(prev, next)
+		if err != nil {
+			return err
+		}
+		quality := int16(0)
+		if m.Reset {
+			quality = int16(meter.QualityAfterReset)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO readings (meter_id, ts, received_at, import_wh, export_wh, source, quality)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.MeterID, m.Time, m.ReceivedAt, m.ImportWh, m.ExportWh, int16(meter.SourceManual), quality); err != nil {
+			return err
+		}
+		if ev != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO counter_events (meter_id, register, ts, kind, prev_ts, prev_wh, value_wh, delta_wh, consumption_wh)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+				t.MeterID, ev.Register, m.Time, ev.Kind, ev.PrevTime, ev.PrevWh, ev.ValueWh, ev.DeltaWh, ev.ConsumptionWh); err != nil {
+				return err
+			}
+		}
+		// The newest reading by source time wins; a back-dated entry only
+		// refreshes last_seen.
+		if _, err := tx.Exec(ctx, `INSERT INTO meter_latest (meter_id, ts, received_at, last_seen, import_wh, import_ts, export_wh, export_ts, source)
+			VALUES ($1, $2, $3, $3, $4, $2, $5, CASE WHEN $5::bigint IS NOT NULL THEN $2::timestamptz END, $6)
+			ON CONFLICT (meter_id) DO UPDATE SET
+				last_seen = greatest(meter_latest.last_seen, excluded.last_seen),
+				ts = CASE WHEN excluded.ts > meter_latest.ts THEN excluded.ts ELSE meter_latest.ts END,
+				received_at = CASE WHEN excluded.ts > meter_latest.ts THEN excluded.received_at ELSE meter_latest.received_at END,
+				import_wh = CASE WHEN excluded.ts > coalesce(meter_latest.import_ts, '-infinity') THEN excluded.import_wh ELSE meter_latest.import_wh END,
+				import_ts = greatest(meter_latest.import_ts, excluded.import_ts),
+				export_wh = CASE WHEN excluded.export_ts > coalesce(meter_latest.export_ts, '-infinity') THEN excluded.export_wh ELSE meter_latest.export_wh END,
+				export_ts = greatest(meter_latest.export_ts, excluded.export_ts),
+				power_w = CASE WHEN excluded.ts > meter_latest.ts THEN NULL ELSE meter_latest.power_w END,
+				voltage_v = CASE WHEN excluded.ts > meter_latest.ts THEN NULL ELSE meter_latest.voltage_v END,
+				current_a = CASE WHEN excluded.ts > meter_latest.ts THEN NULL ELSE meter_latest.current_a END,
+				frequency_hz = CASE WHEN excluded.ts > meter_latest.ts THEN NULL ELSE meter_latest.frequency_hz END,
+				power_factor = CASE WHEN excluded.ts > meter_latest.ts THEN NULL ELSE meter_latest.power_factor END,
+				source = CASE WHEN excluded.ts > meter_latest.ts THEN excluded.source ELSE meter_latest.source END,
+				updated_at = now()`,
+			t.MeterID, m.Time, m.ReceivedAt, m.ImportWh, m.ExportWh, int16(meter.SourceManual)); err != nil {
+			return err
+		}
+		return auditpg.Write(ctx, tx, a)
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "readings" {
+		v := account.NewValidator(usage.ErrInvalidReading)
+		v.Add("ts", "a reading at "+m.Time.UTC().Format(time.RFC3339)+" already exists")
+		return v.Err()
+	}
+	if err != nil && !schema.IsMissingPartition(err) {
+		var ve *account.ValidationError
+		if errors.As(err, &ve) {
+			return err
+		}
+		return fmt.Errorf("manual reading: %w", err)
+	}
+	return err
+}
+
+func neighbour(ctx context.Context, tx pgx.Tx, q string, meterID int64, at time.Time) (*usage.Sample, error) {
+	var smp usage.Sample
+	err := tx.QueryRow(ctx, q, meterID, at).Scan(&smp.Time, &smp.ImportWh, &smp.ExportWh)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &smp, nil
+}
