@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -10,24 +11,25 @@ import (
 	"time"
 )
 
-const helperEnv = "METERSIM_MANIFEST_HELPER"
+// helperPath makes the test binary the writer process of TestKill9.
+var helperPath = flag.String("manifest-helper", "", "internal: write a manifest at this path until killed")
 
 // TestHelperWriter is not a test: TestKill9 runs it in a child process,
 // which writes records until it is killed.
 func TestHelperWriter(t *testing.T) {
-	path := os.Getenv(helperEnv)
+	path := *helperPath
 	if path == "" {
 		t.Skip("helper process only")
 	}
 	w, err := Create(path, testHeader(), WriterOptions{FlushEvery: 5 * time.Millisecond})
 	if err != nil {
-		os.Exit(3)
+		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; ; i++ {
 		m := Message{Meter: i % 3, QoS: 1, Readings: []Reading{{Time: t0.Add(time.Duration(i) * time.Minute), ImportWh: int64(i), PowerW: 1}}}
 		if err := w.Message(m); err != nil {
-			os.Exit(4)
+			t.Fatal(err)
 		}
 	}
 }
@@ -36,8 +38,7 @@ func TestHelperWriter(t *testing.T) {
 // error up to its last complete record.
 func TestKill9(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "killed.manifest")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-manifest-helper="+path)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
