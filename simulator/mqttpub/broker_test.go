@@ -74,6 +74,8 @@ type testBroker struct {
 	msgs  []received
 	keep  bool
 	wake  chan struct{}
+
+	closeOnce sync.Once
 }
 
 // startBroker starts a broker on a free loopback port. With fleet set,
@@ -81,6 +83,17 @@ type testBroker struct {
 // publish. keep stores every message (tests); otherwise the subscriber
 // only counts (benchmarks).
 func startBroker(tb testing.TB, fleet *simulator.Fleet, keep bool) *testBroker {
+	tb.Helper()
+	return startBrokerOn(tb, fleet, keep, "127.0.0.1:0")
+}
+
+// startBrokerAt starts a keeping broker on a given address (a restart).
+func startBrokerAt(tb testing.TB, fleet *simulator.Fleet, addr string) *testBroker {
+	tb.Helper()
+	return startBrokerOn(tb, fleet, true, addr)
+}
+
+func startBrokerOn(tb testing.TB, fleet *simulator.Fleet, keep bool, addr string) *testBroker {
 	tb.Helper()
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: true,
@@ -101,7 +114,7 @@ func startBroker(tb testing.TB, fleet *simulator.Fleet, keep bool) *testBroker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
 	if err := srv.AddListener(l); err != nil {
 		tb.Fatal(err)
 	}
@@ -126,9 +139,12 @@ func startBroker(tb testing.TB, fleet *simulator.Fleet, keep bool) *testBroker {
 	if err := srv.Serve(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = srv.Close() })
+	tb.Cleanup(b.close)
 	return b
 }
+
+// close stops the broker (once).
+func (b *testBroker) close() { b.closeOnce.Do(func() { _ = b.srv.Close() }) }
 
 func (b *testBroker) messages() []received {
 	b.mu.Lock()
