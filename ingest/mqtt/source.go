@@ -135,12 +135,17 @@ type Source struct {
 	pipe Submitter
 	log  *slog.Logger
 
-	cm      *autopaho.ConnectionManager
-	ctx     context.Context // handlers' context: ends when Stop begins
-	cancel  context.CancelFunc
-	subWG   sync.WaitGroup // subscribe goroutines
-	pending sync.WaitGroup // submitted envelopes not yet done
-	stopped atomic.Bool
+	cm         *autopaho.ConnectionManager
+	ctx        context.Context // handlers' context: ends when Stop begins
+	cancel     context.CancelFunc
+	subMu      sync.Mutex // guards subWG.Add against Stop's Wait
+	subClosed  bool
+	subWG      sync.WaitGroup // subscribe goroutines
+	subscribed chan struct{}  // closed after the first successful SUBSCRIBE
+	subOnce    sync.Once
+	pendMu     sync.Mutex     // guards pending.Add against Stop's Wait
+	pending    sync.WaitGroup // submitted envelopes not yet done
+	stopped    atomic.Bool
 
 	connected prometheus.Gauge
 	inflight  prometheus.Gauge
@@ -187,6 +192,7 @@ func (s *Source) Start(ctx context.Context) error {
 		urls = append(urls, u)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.subscribed = make(chan struct{})
 	inflight := s.cfg.InFlight
 	expiry := uint32(s.cfg.SessionExpiry / time.Second)
 	cc := autopaho.ClientConfig{
@@ -237,11 +243,12 @@ func (s *Source) Start(ctx context.Context) error {
 // AwaitConnection waits until the source is connected and subscribed, or
 // ctx ends.
 func (s *Source) AwaitConnection(ctx context.Context) error {
-	if err := s.cm.AwaitConnection(ctx); err != nil {
-		return err
+	select {
+	case <-s.subscribed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.subWG.Wait()
-	return nil
 }
 
 func (s *Source) onUp(cm *autopaho.ConnectionManager, ack *paho.Connack) {
@@ -257,15 +264,24 @@ func (s *Source) onUp(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 	}
 	// OnConnectionUp must not block; one SUBSCRIBE with every filter, so
 	// a reconnect sends no burst.
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.subClosed {
+		return
+	}
 	s.subWG.Add(1)
 	go func() {
 		defer s.subWG.Done()
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ConnectTimeout)
 		defer cancel()
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs}); err != nil && s.ctx.Err() == nil {
-			s.log.Error("MQTT subscribe failed; reconnecting", "err", err)
-			cm.TerminateConnectionForTest() // drop the connection: the next one subscribes again
+		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs}); err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Error("MQTT subscribe failed; reconnecting", "err", err)
+				cm.TerminateConnectionForTest() // drop the connection: the next one subscribes again
+			}
+			return
 		}
+		s.subOnce.Do(func() { close(s.subscribed) })
 	}()
 }
 
@@ -299,7 +315,13 @@ func (s *Source) onPublish(pr paho.PublishReceived) (bool, error) {
 		}
 	}
 	client := pr.Client
+	s.pendMu.Lock()
+	if s.stopped.Load() {
+		s.pendMu.Unlock()
+		return true, nil
+	}
 	s.pending.Add(1)
+	s.pendMu.Unlock()
 	s.inflight.Inc()
 	env.Done = func(err error) {
 		defer s.pending.Done()
@@ -326,7 +348,9 @@ func (s *Source) Stop(ctx context.Context) error {
 	if s.cm == nil {
 		return nil
 	}
+	s.pendMu.Lock()
 	s.stopped.Store(true)
+	s.pendMu.Unlock()
 	wait := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
@@ -342,6 +366,9 @@ func (s *Source) Stop(ctx context.Context) error {
 	case <-wait.Done():
 	}
 	s.cancel()
+	s.subMu.Lock()
+	s.subClosed = true
+	s.subMu.Unlock()
 	s.subWG.Wait()
 	err := s.cm.Disconnect(ctx)
 	s.connected.Set(0)
