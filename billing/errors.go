@@ -74,3 +74,20 @@ func (e *ValidationError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalidInput) true.
 func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
+
+// ErrNotFound is the kind of a lookup of a bill, demand, tariff version or
+// bill run that does not exist (or is not visible to the caller). The API
+// maps it to BillNotFound for bills.
+var ErrNotFound = errors.New("not found")
+
+// ErrImmutable is the kind of an attempt to change what billing never
+// changes: a published tariff version, an issued bill or its lines, a
+// demand detail, a collection. Corrections are new records (a new tariff
+// version, cancel and rebill, an appended delta, a reversal).
+var ErrImmutable = errors.New("immutable")
+
+// ErrConflict is the kind of a request that collides with existing state:
+// a tariff version already published for that plan and date, a bill run
+// already running for that period, a payment reference posted with a
+// different amount.
+var ErrConflict = errors.New("conflict")
