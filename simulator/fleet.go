@@ -371,8 +371,10 @@ func HashSecret(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// Username returns the MQTT username meter i logs in with: its external id.
-func (f *Fleet) Username(i int) string { return f.meters[i].ExternalID }
+// Username returns the MQTT username meter i logs in with:
+// "<tenant>/<external id>", the form the gateway's broker resolves without
+// ambiguity (external ids are unique per tenant only).
+func (f *Fleet) Username(i int) string { return f.cfg.Tenant + "/" + f.meters[i].ExternalID }
 
 // Ticks returns the reading times of the fleet in [from, to): the multiples
 // of Interval after Start.

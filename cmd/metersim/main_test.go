@@ -62,10 +62,11 @@ func (h *keyAuth) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 func (h *keyAuth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	return cl.Net.Inline || h.hashes[string(pk.Connect.Username)] == simulator.HashSecret(string(pk.Connect.Password))
+	tenant, ref, _ := strings.Cut(string(pk.Connect.Username), "/")
+	return cl.Net.Inline || tenant == "sim" && h.hashes[ref] == simulator.HashSecret(string(pk.Connect.Password))
 }
 func (h *keyAuth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	u := string(cl.Properties.Username)
+	_, u, _ := strings.Cut(string(cl.Properties.Username), "/")
 	return cl.Net.Inline || write && (topic == payload.CanonicalTopic("sim", u) || topic == payload.TasmotaTopic(u))
 }
 

@@ -22,19 +22,31 @@ import (
 type fleetAuth struct {
 	mqtt.HookBase
 	fleet *simulator.Fleet
+	// refuse is how many more meter publishes to refuse with "quota
+	// exceeded", as meterd's broker does while no gateway is subscribed.
+	refuse atomic.Int64
+}
+
+func (h *fleetAuth) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !cl.Net.Inline && h.refuse.Add(-1) >= 0 {
+		return pk, packets.ErrQuotaExceeded
+	}
+	return pk, nil
 }
 
 func (h *fleetAuth) ID() string { return "fleet-auth" }
 
 func (h *fleetAuth) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
 func (h *fleetAuth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	i, ok := h.fleet.Lookup(string(pk.Connect.Username))
+	tenant, ref, _ := strings.Cut(string(pk.Connect.Username), "/")
+	i, ok := h.fleet.Lookup(ref)
+	ok = ok && tenant == h.fleet.Config().Tenant
 	return ok && simulator.HashSecret(string(pk.Connect.Password)) == h.fleet.SecretHash(i)
 }
 
@@ -42,7 +54,7 @@ func (h *fleetAuth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	user := string(cl.Properties.Username)
+	_, user, _ := strings.Cut(string(cl.Properties.Username), "/")
 	return write && (topic == payload.CanonicalTopic(h.fleet.Config().Tenant, user) || topic == payload.TasmotaTopic(user))
 }
 
@@ -76,6 +88,7 @@ type testBroker struct {
 	wake  chan struct{}
 
 	closeOnce sync.Once
+	auth      *fleetAuth // nil for an allow-all broker
 }
 
 // startBroker starts a broker on a free loopback port. With fleet set,
@@ -106,8 +119,10 @@ func startBrokerOn(tb testing.TB, fleet *simulator.Fleet, keep bool, addr string
 		}(),
 	})
 	var err error
+	var fa *fleetAuth
 	if fleet != nil {
-		err = srv.AddHook(&fleetAuth{fleet: fleet}, nil)
+		fa = &fleetAuth{fleet: fleet}
+		err = srv.AddHook(fa, nil)
 	} else {
 		err = srv.AddHook(new(allowAll), nil)
 	}
@@ -118,7 +133,7 @@ func startBrokerOn(tb testing.TB, fleet *simulator.Fleet, keep bool, addr string
 	if err := srv.AddListener(l); err != nil {
 		tb.Fatal(err)
 	}
-	b := &testBroker{srv: srv, url: "mqtt://" + l.Address(), keep: keep, wake: make(chan struct{}, 1)}
+	b := &testBroker{srv: srv, url: "mqtt://" + l.Address(), keep: keep, wake: make(chan struct{}, 1), auth: fa}
 	handler := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		if b.keep {
 			b.mu.Lock()

@@ -99,14 +99,23 @@ func (w *worker) sendMalformed(ctx context.Context, ms *meterSlot, k simulator.K
 	}
 	result := "accepted"
 	cm, err := w.conn(ctx, ms)
-	if err == nil {
+	backoff := minBackoff
+	for err == nil {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 		var resp *paho.PublishResponse
 		resp, err = cm.Publish(pctx, &paho.Publish{QoS: qos, Topic: topic, Payload: body})
 		cancel()
-		if err != nil && resp != nil {
+		if err == nil {
+			break
+		}
+		if resp != nil && resp.ReasonCode == reasonQuotaExceeded && sleep(ctx, &backoff) {
+			err = nil
+			continue
+		}
+		if resp != nil {
 			result = "refused: reason code " + strconv.Itoa(int(resp.ReasonCode))
 			err = nil
+			break
 		}
 	}
 	if err != nil {

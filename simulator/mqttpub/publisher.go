@@ -364,6 +364,31 @@ func disconnect(ctx context.Context, cm *autopaho.ConnectionManager) {
 	}
 }
 
+// reasonQuotaExceeded is the PUBACK reason a broker gives when it cannot
+// take a message now (meterd's broker: no gateway subscribed, or the
+// gateway is behind); the publisher resends after a backoff.
+const reasonQuotaExceeded = 0x97
+
+// Backoff between resends of a refused message.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// sleep waits *d (then doubles it up to maxBackoff) and reports false if
+// ctx ended first.
+func sleep(ctx context.Context, d *time.Duration) bool {
+	t := time.NewTimer(*d)
+	defer t.Stop()
+	*d = min(2**d, maxBackoff)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // flushBudget bounds publishing held-back messages when a live run stops.
 const flushBudget = 5 * time.Second
 
@@ -646,6 +671,7 @@ func (w *worker) send(ctx context.Context, ms *meterSlot, msg message, record bo
 	if p.cfg.QoS0 {
 		qos = 0
 	}
+	backoff := minBackoff
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -664,6 +690,13 @@ func (w *worker) send(ctx context.Context, ms *meterSlot, msg message, record bo
 			break
 		}
 		p.errs.Add(1)
+		if resp != nil && resp.ReasonCode == reasonQuotaExceeded {
+			// The broker keeps nothing it refuses: wait and resend.
+			if !sleep(ctx, &backoff) {
+				return nil
+			}
+			continue
+		}
 		if resp != nil && resp.ReasonCode >= 0x80 {
 			p.refused.Add(1)
 			p.cfg.Logger.Warn("broker refused a reading", "topic", msg.topic, "reason", resp.ReasonCode, "err", err)

@@ -276,3 +276,25 @@ func TestLive(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// A broker that refuses publishes with "quota exceeded" (meterd's broker
+// while no gateway is subscribed) gets them again until it takes them.
+func TestQuotaExceededIsRetried(t *testing.T) {
+	fleet, err := simulator.New(simulator.Config{Seed: 4, Meters: 3, Start: testStart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, fleet, true)
+	b.auth.refuse.Store(8)
+	p, err := New(fleet, Config{BrokerURL: b.url, From: testStart, To: testStart.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runToDone(t, p)
+	if got := b.count.Load(); got != 3*60 {
+		t.Errorf("broker took %d messages, want %d", got, 3*60)
+	}
+	if s := p.Stats(); s.Errors < 8 || s.Refused != 0 || s.Readings != 3*60 {
+		t.Errorf("stats %+v: want ≥ 8 retried errors, nothing given up", s)
+	}
+}
