@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,10 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/meterd/meterd/api/account"
+	"github.com/meterd/meterd/api/support"
+	"github.com/meterd/meterd/api/usage"
 )
 
 // This file is the only one in meterd that knows HTTP status codes. Domain
@@ -47,6 +52,13 @@ var (
 	KindSupportTicketNotFound   = Kind{"SupportTicketNotFound", http.StatusNotFound, "Support ticket not found"}
 	KindSupportStaffUnavailable = Kind{"SupportStaffUnavailable", http.StatusAccepted, "No support staff available"}
 
+	// Account conditions that are not exceptions of the requirement but
+	// need their own code so clients can react (ask for the TOTP code,
+	// point to the verification email).
+	KindEmailNotVerified     = Kind{"EmailNotVerified", http.StatusForbidden, "Email address not verified"}
+	KindSecondFactorRequired = Kind{"SecondFactorRequired", http.StatusUnauthorized, "Second factor required"}
+	KindInvalidToken         = Kind{"InvalidToken", http.StatusBadRequest, "Token invalid or expired"}
+
 	KindNotFound         = Kind{"NotFound", http.StatusNotFound, "Not found"}
 	KindMethodNotAllowed = Kind{"MethodNotAllowed", http.StatusMethodNotAllowed, "Method not allowed"}
 	KindConflict         = Kind{"Conflict", http.StatusConflict, "Conflict"}
@@ -66,6 +78,7 @@ func Kinds() []Kind {
 		KindInvalidReading, KindDataAccess, KindBillingCalculation, KindPaymentProcessing,
 		KindBillNotFound, KindNotificationSending, KindReminderSetting, KindAbnormalUsage,
 		KindInvalidQuery, KindSupportTicketNotFound, KindSupportStaffUnavailable,
+		KindEmailNotVerified, KindSecondFactorRequired, KindInvalidToken,
 		KindNotFound, KindMethodNotAllowed, KindConflict, KindPayloadTooLarge, KindUnsupportedMedia,
 		KindRateLimited, KindTimeout, KindUnavailable, KindInternal,
 	}
@@ -83,6 +96,33 @@ type Problem struct {
 	Code      string       `json:"code"`
 	RequestID string       `json:"request_id,omitempty"`
 	Errors    []FieldError `json:"errors,omitempty"`
+	// Extensions are extra members (RFC 9457 §3.2), e.g. the queued
+	// ticket of a SupportStaffUnavailable answer.
+	Extensions map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the standard members and the extensions.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type plain Problem
+	b, err := json.Marshal(plain(p))
+	if err != nil || len(p.Extensions) == 0 {
+		return b, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range p.Extensions {
+		if _, taken := m[k]; taken {
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = raw
+	}
+	return json.Marshal(m)
 }
 
 // FieldError names one invalid input field.
@@ -95,10 +135,11 @@ type FieldError struct {
 // show to the caller. Handlers return it for transport-level conditions
 // (malformed JSON, a missing header); domain code returns domain errors.
 type Error struct {
-	Kind   Kind
-	Detail string
-	Fields []FieldError
-	Err    error // the cause, logged but never shown
+	Kind       Kind
+	Detail     string
+	Fields     []FieldError
+	Extensions map[string]any // extra problem members
+	Err        error          // the cause, logged but never shown
 }
 
 func (e *Error) Error() string {
@@ -142,6 +183,42 @@ func is(target error) func(error) bool {
 var errorTable = []mapping{
 	{is(context.DeadlineExceeded), KindTimeout},
 	{is(errServiceDraining), KindUnavailable},
+
+	// Accounts, sessions, profiles, properties, meters (api/account).
+	{is(account.ErrInvalidCredentials), KindInvalidCredentials},
+	{is(account.ErrAccountLocked), KindAccountLocked},
+	{is(account.ErrEmailNotVerified), KindEmailNotVerified},
+	{is(account.ErrSecondFactorRequired), KindSecondFactorRequired},
+	{is(account.ErrUnauthenticated), KindUnauthenticated},
+	{is(account.ErrRefreshReuse), KindUnauthenticated},
+	{is(account.ErrUnauthorized), KindUnauthorizedAccess},
+	{is(account.ErrReminderSetting), KindReminderSetting},
+	{is(account.ErrInvalidInput), KindInvalidInput},
+	{is(account.ErrEmailTaken), KindConflict},
+	{is(account.ErrDuplicateProperty), KindDuplicateProperty},
+	{is(account.ErrProfileNotFound), KindProfileNotFound},
+	{is(account.ErrUserNotFound), KindNotFound},
+	{is(account.ErrTenantNotFound), KindNotFound},
+	{is(account.ErrPropertyNotFound), KindNotFound},
+	{is(account.ErrConnectionNotFound), KindNotFound},
+	{is(account.ErrMeterNotFound), KindNotFound},
+	{is(account.ErrConflict), KindConflict},
+	{is(account.ErrRateLimited), KindRateLimited},
+	{is(account.ErrBusy), KindUnavailable},
+	{is(account.ErrTokenInvalid), KindInvalidToken},
+
+	// Support desk (api/support).
+	{is(support.ErrInvalidQuery), KindInvalidQuery},
+	{is(support.ErrTicketNotFound), KindSupportTicketNotFound},
+	{is(support.ErrStaffUnavailable), KindSupportStaffUnavailable},
+	{is(support.ErrInvalidTransition), KindConflict},
+	{is(support.ErrStaffNotFound), KindNotFound},
+
+	// Usage (api/usage).
+	{is(usage.ErrInvalidReading), KindInvalidReading},
+	{is(usage.ErrMeterConnection), KindMeterConnection},
+	{is(usage.ErrNotFound), KindNotFound},
+	{is(usage.ErrDataAccess), KindDataAccess},
 }
 
 // errServiceDraining is returned while the server shuts down.
@@ -152,7 +229,9 @@ var errServiceDraining = errors.New("api: shutting down")
 func ProblemFor(err error) Problem {
 	var ae *Error
 	if errors.As(err, &ae) {
-		return newProblem(ae.Kind, ae.Detail, ae.Fields)
+		p := newProblem(ae.Kind, ae.Detail, ae.Fields)
+		p.Extensions = ae.Extensions
+		return p
 	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
@@ -160,10 +239,23 @@ func ProblemFor(err error) Problem {
 	}
 	for _, m := range errorTable {
 		if m.match(err) {
-			return newProblem(m.kind, publicDetail(m.kind, err), nil)
+			return newProblem(m.kind, publicDetail(m.kind, err), fieldsOf(err))
 		}
 	}
 	return newProblem(KindInternal, "an internal error occurred; quote the request id when reporting it", nil)
+}
+
+// fieldsOf returns the invalid fields a domain validation error names.
+func fieldsOf(err error) []FieldError {
+	var ve *account.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	out := make([]FieldError, len(ve.Fields))
+	for i, f := range ve.Fields {
+		out[i] = FieldError{Field: f.Field, Message: f.Message}
+	}
+	return out
 }
 
 // publicDetail is the error text for kinds whose domain errors are written

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +38,11 @@ type Config struct {
 	// TrustedProxies are addresses or CIDRs whose X-Forwarded-For is
 	// believed for the client address. Default none.
 	TrustedProxies []string
+	// CORSOrigins are the browser origins ("https://portal.example.com")
+	// allowed to call the API from scripts. Default none: no CORS headers,
+	// so browsers allow same-origin calls only. The API authenticates with
+	// bearer tokens, never cookies, so no credentials mode is offered.
+	CORSOrigins []string
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +81,12 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 0 {
 		return errors.New("api: body limit must not be negative")
 	}
+	for _, o := range c.CORSOrigins {
+		u, err := url.Parse(o)
+		if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+			return fmt.Errorf("api: CORS origin %q: want scheme://host[:port], or *", o)
+		}
+	}
 	return nil
 }
 
@@ -87,6 +101,16 @@ type Deps struct {
 	Registry *prometheus.Registry // metrics are registered and served from here
 	Ready    ReadyFunc            // nil means always ready
 	Version  string
+	// Now is the clock for response fields computed at request time
+	// (token lifetimes, SLA breaches). Default time.Now.
+	Now func() time.Time
+}
+
+func (d Deps) now() func() time.Time {
+	if d.Now == nil {
+		return time.Now
+	}
+	return d.Now
 }
 
 // Server is the HTTP server, a component with Start and Stop.
@@ -97,6 +121,7 @@ type Server struct {
 	ln       net.Listener
 	draining atomic.Bool
 	failed   chan error
+	routes   []Route
 }
 
 // New builds the server and its routes.
@@ -139,8 +164,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		helmet.New(helmet.Config{
 			// The portal loads its own scripts and styles only.
 			ContentSecurityPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+			// Sent on HTTPS only (behind a TLS-terminating proxy).
+			HSTSMaxAge: 365 * 24 * 3600,
 		}),
 	)
+	if len(cfg.CORSOrigins) > 0 {
+		s.app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(cfg.CORSOrigins, ","),
+			AllowMethods:  "GET,POST,PUT,PATCH,DELETE",
+			AllowHeaders:  "Authorization,Content-Type,Idempotency-Key,X-Request-ID",
+			ExposeHeaders: "X-Request-ID,Location,Content-Disposition",
+			MaxAge:        600,
+		}))
+	}
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{Registry: deps.Registry})))

@@ -120,3 +120,25 @@ func (s *Service) UpdateUser(ctx context.Context, a Actor, scope Scope, id int64
 func (s *Service) ListAudit(ctx context.Context, scope Scope, entityType, entityID string, p Page) ([]audit.Entry, error) {
 	return s.store.ListAudit(ctx, scope.TenantID, entityType, entityID, p.Normalize())
 }
+
+var tenantCodePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// EnsureTenant creates a tenant (a utility) unless one with its code
+// exists, and returns it. It is a platform operation (setup, the dev
+// seed); no route exposes it.
+func (s *Service) EnsureTenant(ctx context.Context, t Tenant) (Tenant, error) {
+	v := NewValidator(ErrInvalidInput)
+	v.Check(tenantCodePattern.MatchString(t.Code), "code", "must be 1 to 63 lower-case letters, digits or '-'")
+	if m := textProblem(t.Name, true, 200); m != "" {
+		v.Add("name", m)
+	}
+	if err := v.Err(); err != nil {
+		return Tenant{}, err
+	}
+	return s.store.EnsureTenant(ctx, t)
+}
+
+// FindUser returns the user of the scope's tenant with the given email.
+func (s *Service) FindUser(ctx context.Context, scope Scope, email string) (User, error) {
+	return s.store.UserByEmail(ctx, scope.TenantID, normalizeEmail(email))
+}

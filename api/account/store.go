@@ -17,6 +17,9 @@ import (
 // change records outside it, and report them as not found.
 type Store interface {
 	TenantByCode(ctx context.Context, code string) (Tenant, error)
+	// EnsureTenant inserts t unless a tenant with its code exists, and
+	// returns the stored tenant.
+	EnsureTenant(ctx context.Context, t Tenant) (Tenant, error)
 	TenantByID(ctx context.Context, id int64) (Tenant, error)
 
 	// CreateUser inserts the user, then calls seal with the new id to get

@@ -15,6 +15,9 @@ var (
 	ErrMeterConnection = errors.New("meter has not reported")
 	// ErrNotFound: no such meter or connection in scope.
 	ErrNotFound = errors.New("meter or connection not found")
+	// ErrDataAccess is wrapped by failures to read or store usage data in
+	// the database (DataAccess).
+	ErrDataAccess = errors.New("usage data access failed")
 )
 
 // Liveness says whether a meter reports as often as expected.

@@ -58,6 +58,13 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := devKeys(&c.serve.api, c.dataDir, log); err != nil {
+		return err
+	}
+	if c.serve.api.defaultTenant == "" {
+		c.serve.api.defaultTenant = demoTenant
+	}
+	c.serve.api.logVerificationLinks = true
 	migrateCfg := schema.Config{Profile: schema.Profile(c.prof), RollupTimeZone: c.tz, Logger: log.With("component", "migrate")}
 	if err := migrateCfg.Validate(); err != nil {
 		return err
@@ -88,10 +95,16 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}})
 	c.serve.db.url = "set by the migrate step"
 	reg := newRegistry()
-	pools, srv, err := addServeStack(g, c.serve, log, reg)
+	stack, err := addServeStack(g, c.serve, log, reg)
 	if err != nil {
 		return err
 	}
+	pools, srv := stack.pools, stack.srv
+	var demo demoLogins
+	g.Add("demo data", lifecycle.Funcs{StartFunc: func(ctx context.Context) error {
+		demo, err = seedDemo(ctx, stack.api.services, c.dataDir)
+		return err
+	}})
 	g.Add("banner", lifecycle.Funcs{StartFunc: func(context.Context) error {
 		var b strings.Builder
 		b.WriteString("\nmeterd dev is running\n")
@@ -102,6 +115,8 @@ func runDev(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(&b, "  PostgreSQL  %s\n", redact(url))
 		}
 		fmt.Fprintf(&b, "  Storage     %s profile, rollups in %s\n", status.Profile, status.RollupTimeZone)
+		fmt.Fprintf(&b, "  API docs    http://%s/api/openapi.json  (verification links are logged)\n", srv.Addr())
+		b.WriteString(demo.banner())
 		b.WriteString("Press Ctrl-C to stop.\n\n")
 		_, err := fmt.Fprint(e.stdout, b.String())
 		return err

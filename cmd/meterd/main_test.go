@@ -202,7 +202,7 @@ func TestServeDrainsFirst(t *testing.T) {
 	t.Parallel()
 	url := schematest.URL(t, schema.ProfilePostgres)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := start(t, map[string]string{"DATABASE_URL": url, "METERD_HTTP_DRAIN_DELAY": "2s"}, "serve", "--http-addr", addr)
+	p := start(t, withKeys(t, map[string]string{"DATABASE_URL": url, "METERD_HTTP_DRAIN_DELAY": "2s"}), "serve", "--http-addr", addr)
 	p.waitFor(t, "readiness", func() bool {
 		code, _, err := getJSON("http://" + addr + "/readyz")
 		return err == nil && code == 200
@@ -220,7 +220,7 @@ func TestServeDrainsFirst(t *testing.T) {
 func TestServeRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	url := schematest.EmptyURL(t)
-	p := start(t, nil, "serve", "--database-url", url, "--http-addr", "127.0.0.1:0")
+	p := start(t, withKeys(t, nil), "serve", "--database-url", url, "--http-addr", "127.0.0.1:0")
 	select {
 	case code := <-p.done:
 		p.done <- code
@@ -259,4 +259,24 @@ func TestCommandLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withKeys adds the key files serve needs (JWT signing, field encryption)
+// to env, created in a temporary directory.
+func withKeys(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	dir := t.TempDir()
+	for _, k := range []struct{ env, typ string }{{"METERD_JWT_KEYS_FILE", "jwt"}, {"METERD_FIELD_KEYS_FILE", "field"}} {
+		file := filepath.Join(dir, k.typ+".keys")
+		var buf syncBuffer
+		if code := run(context.Background(), []string{"keys", "generate", "--type", k.typ, "--out", file}, func(string) string { return "" }, &buf, &buf); code != 0 {
+			t.Fatalf("keys generate: %s", buf.String())
+		}
+		out[k.env] = file
+	}
+	return out
 }

@@ -35,6 +35,7 @@ func commands() []command {
 		{"serve", "run the API and background workers against $DATABASE_URL", runServe},
 		{"ingest", "run the ingestion gateway alone against $DATABASE_URL", runIngest},
 		{"migrate", "apply database migrations and report the storage profile", runMigrate},
+		{"keys", "generate key files; re-encrypt personal data after a key rotation", runKeys},
 		{"version", "print the version", runVersion},
 	}
 }

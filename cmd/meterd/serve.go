@@ -18,6 +18,7 @@ type serveConfig struct {
 	log      logConfig
 	db       dbConfig
 	http     api.Config
+	api      apiConfig
 	upkeep   schema.UpkeepConfig
 	jobs     schema.JobsConfig
 	workers  int
@@ -33,6 +34,8 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 	f.Int(&c.http.BodyLimit, "http-body-limit", "METERD_HTTP_BODY_LIMIT", 1<<20, "largest request body in bytes")
 	f.Duration(&c.http.DrainDelay, "http-drain-delay", "METERD_HTTP_DRAIN_DELAY", 0, "how long /readyz reports 503 before the server stops (give load balancers time)")
 	f.List(&c.http.TrustedProxies, "http-trusted-proxies", "METERD_HTTP_TRUSTED_PROXIES", "", "proxies whose X-Forwarded-For is believed")
+	f.List(&c.http.CORSOrigins, "http-cors-origins", "METERD_HTTP_CORS_ORIGINS", "", "browser origins allowed to call the API (scheme://host[:port])")
+	c.api.register(f)
 	f.Duration(&c.jobs.RollupEvery, "rollup-every", "METERD_ROLLUP_EVERY", time.Minute, "how often the hourly and daily rollups are refreshed")
 	f.Duration(&c.upkeep.Retention, "retention", "METERD_RETENTION", 0, "drop raw readings older than this (0 keeps them; rollups are always kept)")
 	f.Duration(&c.upkeep.CompressAfter, "compress-after", "METERD_COMPRESS_AFTER", 7*24*time.Hour, "compress readings chunks older than this (timescale profile)")
@@ -41,7 +44,7 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 }
 
 func (c serveConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.upkeep.Validate(), c.jobs.Validate(), positive("job-workers", c.workers))
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), positive("job-workers", c.workers))
 }
 
 func positive(name string, v int) error {
@@ -51,24 +54,34 @@ func positive(name string, v int) error {
 	return nil
 }
 
-// addServeStack adds the pool, the job workers and the HTTP server to g,
-// in start order. It returns the API server so callers can mount more.
-func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *prometheus.Registry) (*poolComponent, *api.Server, error) {
+// serveStack is what addServeStack assembled.
+type serveStack struct {
+	pools *poolComponent
+	srv   *api.Server
+	api   *apiComponent // its services exist once it has started
+}
+
+// addServeStack adds the pool, the API services and routes, the job
+// workers and the HTTP server to g, in start order. It returns them so
+// callers can mount more.
+func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *prometheus.Registry) (serveStack, error) {
 	pools := &poolComponent{url: c.db.url, maxConns: c.db.maxConns}
 	srv, err := api.New(c.http, api.Deps{Logger: log.With("component", "http"), Registry: reg, Ready: readiness(pools), Version: version})
 	if err != nil {
-		return nil, nil, err
+		return serveStack{}, err
 	}
+	apis := &apiComponent{cfg: c.api, pools: pools, srv: srv, upkeep: c.upkeep, log: log}
 	jobs := &riverComponent{
 		pools:    pools,
 		log:      log,
 		workers:  c.workers,
-		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log)},
+		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log), apiRegistrar(apis, log.With("component", "api-jobs"))},
 	}
 	g.Add("database pool", pools)
+	g.Add("api services", apis)
 	g.Add("jobs", jobs)
 	g.Add("http", srv)
-	return pools, srv, nil
+	return serveStack{pools: pools, srv: srv, api: apis}, nil
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -86,7 +99,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	g := lifecycle.New(log)
-	if _, _, err := addServeStack(g, c, log, newRegistry()); err != nil {
+	if _, err := addServeStack(g, c, log, newRegistry()); err != nil {
 		return err
 	}
 	return g.Run(ctx, c.shutdown)

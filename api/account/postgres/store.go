@@ -109,6 +109,21 @@ func (s *Store) TenantByCode(ctx context.Context, code string) (account.Tenant, 
 	return s.tenant(ctx, `code = $1`, code)
 }
 
+// EnsureTenant implements account.Store.
+func (s *Store) EnsureTenant(ctx context.Context, t account.Tenant) (account.Tenant, error) {
+	if t.TimeZone == "" {
+		t.TimeZone = "UTC"
+	}
+	if t.Currency == "" {
+		t.Currency = "INR"
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (code) DO NOTHING`, t.Code, t.Name, t.TimeZone, t.Currency); err != nil {
+		return account.Tenant{}, translate(err, "ensure tenant")
+	}
+	return s.TenantByCode(ctx, t.Code)
+}
+
 // TenantByID implements account.Store.
 func (s *Store) TenantByID(ctx context.Context, id int64) (account.Tenant, error) {
 	return s.tenant(ctx, `id = $1`, id)

@@ -61,7 +61,7 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 		  AND ($3 = 0 OR m.id = $3) AND ($4 = 0 OR c.id = $4) AND m.id > $5
 		ORDER BY m.id LIMIT $6`, scope.TenantID, owned, f.MeterID, f.ConnectionID, p.After, p.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("live usage: %w", err)
+		return nil, fmt.Errorf("%w: live usage: %w", usage.ErrDataAccess, err)
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (usage.Live, error) {
 		var l usage.Live
@@ -83,7 +83,7 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 		return l, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("live usage: %w", err)
+		return nil, fmt.Errorf("%w: live usage: %w", usage.ErrDataAccess, err)
 	}
 	return list, nil
 }
@@ -102,7 +102,7 @@ func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connect
 		// Staff asking for a meter: its whole history.
 		var ok bool
 		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meters WHERE tenant_id = $1 AND id = $2)`, scope.TenantID, meterID).Scan(&ok); err != nil {
-			return nil, fmt.Errorf("spans: %w", err)
+			return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
 		}
 		if !ok {
 			return nil, usage.ErrNotFound
@@ -117,7 +117,7 @@ func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connect
 		WHERE i.tenant_id = $1 AND ($2 = 0 OR p.user_id = $2) AND ($3 = 0 OR i.meter_id = $3) AND ($4 = 0 OR i.connection_id = $4)
 		ORDER BY i.installed_at`, scope.TenantID, scope.UserID, meterID, connectionID)
 	if err != nil {
-		return nil, fmt.Errorf("spans: %w", err)
+		return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
 	}
 	spans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (usage.Span, error) {
 		var sp usage.Span
@@ -129,7 +129,7 @@ func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connect
 		return sp, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("spans: %w", err)
+		return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
 	}
 	if len(spans) == 0 {
 		if connectionID != 0 {
@@ -137,7 +137,7 @@ func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connect
 			var ok bool
 			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections c JOIN properties p ON p.id = c.property_id
 				WHERE c.tenant_id = $1 AND c.id = $2 AND ($3 = 0 OR p.user_id = $3))`, scope.TenantID, connectionID, scope.UserID).Scan(&ok); err != nil {
-				return nil, fmt.Errorf("spans: %w", err)
+				return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
 			}
 			if ok {
 				return nil, nil
@@ -163,7 +163,7 @@ func (s *Store) Buckets(ctx context.Context, meterID int64, g usage.Granularity,
 		(SELECT `+bucketColumns+`, false FROM `+table+` WHERE meter_id = $1 AND bucket >= $3 AND bucket < $4 ORDER BY bucket)`,
 		meterID, floor, from, to)
 	if err != nil {
-		return nil, nil, fmt.Errorf("buckets: %w", err)
+		return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
 	}
 	var prev *usage.Bucket
 	var list []usage.Bucket
@@ -174,7 +174,7 @@ func (s *Store) Buckets(ctx context.Context, meterID int64, g usage.Granularity,
 		if err := rows.Scan(&b.Start, &b.FirstTime, &b.LastTime, &b.FirstImportWh, &b.LastImportWh, &b.LastExportWh,
 			&b.ImportDeltaWh, &b.ExportDeltaWh, &maxP, &b.PowerSumW, &b.PowerSamples, &b.Samples, &isPrev); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("buckets: %w", err)
+			return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
 		}
 		b.MaxPowerW = f64(maxP)
 		if isPrev {
@@ -185,7 +185,7 @@ func (s *Store) Buckets(ctx context.Context, meterID int64, g usage.Granularity,
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("buckets: %w", err)
+		return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
 	}
 	return prev, list, nil
 }
@@ -203,7 +203,7 @@ func (s *Store) RollupTimeZone(ctx context.Context) (*time.Location, error) {
 	if s.tzErr != nil {
 		err := s.tzErr
 		s.tzOnce = sync.Once{}
-		return nil, fmt.Errorf("rollup time zone: %w", err)
+		return nil, fmt.Errorf("%w: rollup time zone: %w", usage.ErrDataAccess, err)
 	}
 	return s.tz, nil
 }
@@ -223,7 +223,7 @@ func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, c
 		return t, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return t, fmt.Errorf("entry target: %w", err)
+		return t, fmt.Errorf("%w: entry target: %w", usage.ErrDataAccess, err)
 	}
 	if scope.Owned() || meterID == 0 {
 		return t, usage.ErrNotFound
@@ -234,7 +234,7 @@ func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, c
 		return t, usage.ErrNotFound
 	}
 	if err != nil {
-		return t, fmt.Errorf("entry target: %w", err)
+		return t, fmt.Errorf("%w: entry target: %w", usage.ErrDataAccess, err)
 	}
 	return t, nil
 }
@@ -322,7 +322,7 @@ func (s *Store) insertManual(ctx context.Context, t usage.Target, m usage.Manual
 		if errors.As(err, &ve) {
 			return err
 		}
-		return fmt.Errorf("manual reading: %w", err)
+		return fmt.Errorf("%w: manual reading: %w", usage.ErrDataAccess, err)
 	}
 	return err
 }
