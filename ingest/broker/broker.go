@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,9 @@ const PublisherProperty = "meterd-publisher"
 type Config struct {
 	// Addr is the plain TCP listener. Default "127.0.0.1:1883".
 	Addr string
+	// AddrFallback listens on a free port of Addr's host when Addr's port
+	// is taken, instead of failing ('meterd dev').
+	AddrFallback bool
 	// TLSAddr, with TLS, adds a TLS listener. Default: none.
 	TLSAddr string
 	TLS     *tls.Config
@@ -182,9 +186,18 @@ func (b *Broker) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("broker: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Addr})); err != nil {
+	addr := b.cfg.Addr
+	if b.cfg.AddrFallback {
+		if l, err := net.Listen("tcp", addr); err != nil {
+			host, _, _ := net.SplitHostPort(addr)
+			addr = net.JoinHostPort(host, "0")
+		} else {
+			_ = l.Close()
+		}
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
 		cancel()
-		return fmt.Errorf("broker: listen %s: %w", b.cfg.Addr, err)
+		return fmt.Errorf("broker: listen %s: %w", addr, err)
 	}
 	if b.cfg.TLSAddr != "" {
 		if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: b.cfg.TLSAddr, TLSConfig: b.cfg.TLS})); err != nil {
