@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meterd/meterd/cmd/internal/lifecycle"
 	"github.com/meterd/meterd/deploy/localpg"
 	"github.com/meterd/meterd/deploy/schema"
+	"github.com/meterd/meterd/simulator"
 )
 
 // devConfig is the configuration of 'meterd dev'.
@@ -26,6 +28,10 @@ type devConfig struct {
 	pgPort  int
 	prof    string
 	tz      string
+	gateway gatewayConfig
+	// The simulated fleet publishing to the embedded broker.
+	simMeters   int
+	simInterval time.Duration
 }
 
 func (c *devConfig) register(f *flags) {
@@ -34,10 +40,16 @@ func (c *devConfig) register(f *flags) {
 	f.Int(&c.pgPort, "pg-port", "METERD_DEV_PG_PORT", 54329, "port of the private PostgreSQL cluster on 127.0.0.1 (another free port is used if it is taken)")
 	f.String(&c.prof, "profile", "METERD_PROFILE", "auto", "storage profile of a new database: auto, timescale or postgres")
 	f.String(&c.tz, "rollup-time-zone", "METERD_ROLLUP_TIME_ZONE", "Asia/Kolkata", "IANA zone of the rollups' hours and days (first migration only)")
+	c.gateway.register(f, true)
+	f.Int(&c.simMeters, "sim-meters", "METERD_DEV_SIM_METERS", 20, "meters of the simulated fleet publishing to the embedded broker (0: none)")
+	f.Duration(&c.simInterval, "sim-interval", "METERD_DEV_SIM_INTERVAL", 10*time.Second, "reading interval of the simulated fleet")
 }
 
 func (c devConfig) Validate() error {
-	errs := []error{c.serve.http.Validate(), c.serve.upkeep.Validate(), c.serve.jobs.Validate(), positive("job-workers", c.serve.workers)}
+	errs := []error{c.serve.http.Validate(), c.serve.upkeep.Validate(), c.serve.jobs.Validate(), positive("job-workers", c.serve.workers), c.gateway.Validate()}
+	if c.simMeters < 0 || c.simInterval <= 0 {
+		errs = append(errs, errors.New("sim-meters must not be negative and sim-interval must be positive"))
+	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
 	}
@@ -105,6 +117,20 @@ func runDev(ctx context.Context, e env, args []string) error {
 		demo, err = seedDemo(ctx, stack.api.services, c.dataDir)
 		return err
 	}})
+	// The gateway: embedded broker, MQTT source, Modbus poller, writer;
+	// and a small simulated fleet so readings arrive from the start.
+	if c.gateway.spoolDir == "" {
+		c.gateway.spoolDir = filepath.Join(c.dataDir, "spool")
+	}
+	fleet := &devFleet{meters: c.simMeters, interval: c.simInterval, pools: pools, log: log.With("component", "simulator")}
+	g.Add("simulated fleet provisioning", lifecycle.Funcs{StartFunc: fleet.provision})
+	gw := newGateway(c.gateway, pools, reg, log.With("component", "gateway"))
+	mountIngestRoutes(srv.App(), gw)
+	g.Add("gateway", gw)
+	g.Add("simulated fleet", lifecycle.Funcs{
+		StartFunc: func(ctx context.Context) error { return fleet.publish(ctx, gw.BrokerURL()) },
+		StopFunc:  fleet.stop,
+	})
 	g.Add("banner", lifecycle.Funcs{StartFunc: func(context.Context) error {
 		var b strings.Builder
 		b.WriteString("\nmeterd dev is running\n")
@@ -117,6 +143,13 @@ func runDev(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(&b, "  Storage     %s profile, rollups in %s\n", status.Profile, status.RollupTimeZone)
 		fmt.Fprintf(&b, "  API docs    http://%s/api/openapi.json  (verification links are logged)\n", srv.Addr())
 		b.WriteString(demo.banner())
+		if u := gw.BrokerURL(); u != "" {
+			fmt.Fprintf(&b, "  MQTT        %s  (embedded broker; meters log in with their own credentials)\n", u)
+		}
+		if c.simMeters > 0 {
+			fmt.Fprintf(&b, "  Simulator   %d meters of tenant %q publishing every %v  (offline meters: http://%s/ingest/offline)\n",
+				c.simMeters, simulator.DefaultTenant, c.simInterval, srv.Addr())
+		}
 		b.WriteString("Press Ctrl-C to stop.\n\n")
 		_, err := fmt.Fprint(e.stdout, b.String())
 		return err
