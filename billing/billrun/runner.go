@@ -1,0 +1,193 @@
+package billrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meterd/meterd/billing/postgres"
+)
+
+// Config configures bill runs.
+type Config struct {
+	// BatchSize is how many connections one transaction bills. Default 500.
+	BatchSize int
+	// ScheduleEvery is how often the scheduler looks for due runs and
+	// overdue bills. Default 1 hour.
+	ScheduleEvery time.Duration
+}
+
+// Validate checks the configuration; zero values take the defaults.
+func (c Config) Validate() error {
+	if c.BatchSize < 0 || c.BatchSize > 10000 {
+		return errors.New("billrun: batch size must be 1..10000")
+	}
+	if c.ScheduleEvery < 0 || (c.ScheduleEvery > 0 && c.ScheduleEvery < time.Minute) {
+		return errors.New("billrun: schedule interval must be at least 1m")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.ScheduleEvery == 0 {
+		c.ScheduleEvery = time.Hour
+	}
+	return c
+}
+
+// Runner executes bill runs against the store.
+type Runner struct {
+	store   *postgres.Store
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+}
+
+type metrics struct {
+	outcomes *prometheus.CounterVec
+	batches  *prometheus.HistogramVec
+	deadOpen *prometheus.GaugeVec
+}
+
+// NewRunner returns a runner; reg may be nil (no metrics).
+func NewRunner(store *postgres.Store, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "meterd", Subsystem: "billing", Name: "connections_total",
+			Help: "Connections handled by bill runs, by outcome (billed, unchanged, skipped, failed)."}, []string{"outcome"}),
+		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meterd", Subsystem: "billing", Name: "batch_seconds",
+			Help: "Duration of bill-run batch transactions, by mode (batch or item retry).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"mode"}),
+		deadOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "meterd", Subsystem: "billing", Name: "dead_letters_open",
+			Help: "Connections a bill run could not bill and no later run has billed yet, per tenant and service."}, []string{"tenant", "service"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.outcomes, m.batches, m.deadOpen} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("billrun metrics: %w", err)
+			}
+		}
+	}
+	return &Runner{store: store, cfg: cfg.withDefaults(), log: log, metrics: m}, nil
+}
+
+// BatchSize is the configured batch size.
+func (r *Runner) BatchSize() int { return r.cfg.BatchSize }
+
+// Execute runs bill run id to its end, resuming after its cursor if an
+// earlier attempt stopped. progress, when not nil, is called after every
+// batch with the run's committed counts. A database failure ends the run
+// with an error (the River job retries it and it resumes); failures of
+// single connections are dead letters, not errors.
+func (r *Runner) Execute(ctx context.Context, id int64, progress func(postgres.Run)) (postgres.Run, error) {
+	run, err := r.store.StartRun(ctx, id)
+	if err != nil {
+		return run, err
+	}
+	schedules, err := r.store.Schedules(ctx, run.TenantID)
+	if err != nil {
+		return run, r.finish(ctx, run, err)
+	}
+	biller := NewBiller(run, schedules)
+	load := postgres.Loader{Hourly: biller.Hourly}
+	cursor := run.Cursor
+	if progress != nil {
+		progress(run)
+	}
+	for {
+		ids, err := r.store.NextConnections(ctx, run, cursor, run.BatchSize)
+		if err != nil {
+			return run, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		start := time.Now()
+		counts, err := r.store.BillBatch(ctx, run, ids, load, biller.Bill)
+		r.metrics.batches.WithLabelValues("batch").Observe(time.Since(start).Seconds())
+		switch {
+		case err == nil:
+			r.count(counts)
+		case ctx.Err() != nil:
+			return run, ctx.Err()
+		default:
+			r.log.Info("bill run batch failed; retrying its connections one by one", "run", run.ID, "connections", len(ids), "first", ids[0], "err", err)
+			if err := r.itemByItem(ctx, run, ids, load, biller); err != nil {
+				return run, err
+			}
+		}
+		cursor = ids[len(ids)-1]
+		if progress != nil {
+			if cur, err := r.store.Run(ctx, 0, run.ID); err == nil {
+				progress(cur)
+			}
+		}
+	}
+	if err := r.finish(ctx, run, nil); err != nil {
+		return run, err
+	}
+	return r.store.Run(ctx, 0, run.ID)
+}
+
+// itemByItem bills each connection of a failed batch in its own
+// transaction; one that still fails becomes a dead letter.
+func (r *Runner) itemByItem(ctx context.Context, run postgres.Run, ids []int64, load postgres.Loader, biller *Biller) error {
+	for _, id := range ids {
+		start := time.Now()
+		counts, err := r.store.BillBatch(ctx, run, []int64{id}, load, biller.Bill)
+		r.metrics.batches.WithLabelValues("item").Observe(time.Since(start).Seconds())
+		if err == nil {
+			r.count(counts)
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		reason := err.Error()
+		var be *postgres.BatchError
+		if errors.As(err, &be) {
+			reason = be.Failures[0].Reason
+		}
+		if err := r.store.RecordFailure(ctx, run, id, reason); err != nil {
+			return err
+		}
+		r.metrics.outcomes.WithLabelValues("failed").Inc()
+		r.log.Warn("connection not billed: dead letter", "run", run.ID, "connection", id, "reason", reason)
+	}
+	return r.store.AdvanceCursor(ctx, run.ID, ids[len(ids)-1])
+}
+
+func (r *Runner) count(c postgres.BatchCounts) {
+	r.metrics.outcomes.WithLabelValues("billed").Add(float64(c.Billed))
+	r.metrics.outcomes.WithLabelValues("unchanged").Add(float64(c.Unchanged))
+	r.metrics.outcomes.WithLabelValues("skipped").Add(float64(c.Skipped))
+}
+
+// finish records the run's end, enqueues its summary and refreshes the
+// open dead letters gauge.
+func (r *Runner) finish(ctx context.Context, run postgres.Run, failure error) error {
+	done, err := r.store.FinishRun(ctx, run.ID, failure)
+	if err != nil {
+		return errors.Join(failure, err)
+	}
+	if open, err := r.store.OpenDeadLetters(ctx); err == nil {
+		r.metrics.deadOpen.Reset()
+		for k, n := range open {
+			r.metrics.deadOpen.WithLabelValues(k[0], k[1]).Set(float64(n))
+		}
+	}
+	r.log.Info("bill run finished", "run", done.ID, "tenant", done.TenantCode, "service", done.Service, "period", done.Period.String(),
+		"total", done.Total, "billed", done.Billed, "unchanged", done.Unchanged, "skipped", done.Skipped, "failed", done.Failed, "status", done.Status)
+	return failure
+}

@@ -1,0 +1,22 @@
+// Package postgres is the PostgreSQL adapter of billing: tariff versions
+// (validated, stored verbatim, immutable), billing settings, demands and
+// their append-only details, the collections journal and the ledger API the
+// payments component posts through (PostCollection, ReverseCollection),
+// bills with gap-free numbers per tenant and financial year, bill runs,
+// their skips and dead letters, and the batch transaction a bill run bills
+// connections in (BillBatch).
+//
+// Every SQL statement of billing lives here; pgx types never leave the
+// package except in the consumer-side ports it declares (Outbox, Auditor),
+// which cmd implements with the API's outbox and audit writers. Database
+// failures are translated to billing's sentinels: a refused change of an
+// immutable row (SQLSTATE MD001, raised by the schema's triggers) to
+// billing.ErrImmutable, unique and exclusion violations to
+// billing.ErrConflict, missing rows to billing.ErrNotFound.
+//
+// The pool must register the shopspring decimal codec for numeric, as
+// cmd's pool does (pgx-shopspring-decimal).
+//
+// It imports billing and its pure subpackages, pgx and the standard
+// library; it must not import api, alerts, ingest or simulator.
+package postgres
