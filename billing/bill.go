@@ -63,8 +63,8 @@ func ComposeBill(current Demand, earlier []Demand, rated []BillLine, heads BillH
 	t := BillTotals{Current: decimal.Zero, Arrears: decimal.Zero, Advance: decimal.Zero, RoundOff: decimal.Zero}
 	collected := decimal.Zero
 	for _, d := range current.Details {
-		switch {
-		case d.Head == heads.Advance:
+		switch d.Head {
+		case heads.Advance:
 			if out := d.Outstanding(); out.IsNegative() {
 				t.Advance = t.Advance.Add(out)
 			}

@@ -39,16 +39,16 @@ func TestBillRunFleetWithFailures(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		fleet = append(fleet, conn{plan: "lt-domestic", kwhPerDay: int64(5 + i%10)})
 	}
-	fleet[3].skipDays = []int{12, 13, 14}     // gap bracketed by reads: measured
-	fleet[4].skipDays = []int{28, 29, 30}     // trailing days without reads: estimated
-	fleet[5].loadKW = "4"                     // second load band
+	fleet[3].skipDays = []int{12, 13, 14} // gap bracketed by reads: measured
+	fleet[4].skipDays = []int{28, 29, 30} // trailing days without reads: estimated
+	fleet[5].loadKW = "4"                 // second load band
 	fleet = append(fleet,
-		conn{plan: "", kwhPerDay: 5},              // skipped: no plan
-		conn{plan: "", kwhPerDay: 5},              // skipped: no plan
-		conn{plan: "missing-plan", kwhPerDay: 6},  // failed: plan has no version
-		conn{plan: "missing-plan", kwhPerDay: 6},  // failed
+		conn{plan: "", kwhPerDay: 5},                             // skipped: no plan
+		conn{plan: "", kwhPerDay: 5},                             // skipped: no plan
+		conn{plan: "missing-plan", kwhPerDay: 6},                 // failed: plan has no version
+		conn{plan: "missing-plan", kwhPerDay: 6},                 // failed
 		conn{plan: "lt-domestic", kwhPerDay: 7, backwards: true}, // failed: register reset without event
-		conn{plan: "lt-domestic", noMeter: true},  // failed: nothing to read or estimate
+		conn{plan: "lt-domestic", noMeter: true},                 // failed: nothing to read or estimate
 	)
 	ids := f.addConnections(fleet)
 

@@ -1,8 +1,11 @@
 package billrun
 
 import (
+	"errors"
+
 	"context"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meterd/meterd/billing/postgres"
@@ -45,6 +49,7 @@ type fixture struct {
 	tenant int64
 	user   int64
 	loc    *time.Location
+	days   int // days of rollups after 31 March (default 30: April)
 }
 
 func newFixture(t testing.TB, pool *pgxpool.Pool) *fixture {
@@ -125,7 +130,11 @@ func (f *fixture) addConnections(conns []conn) []int64 {
 		for _, d := range c.skipDays {
 			skip[d] = true
 		}
-		for d := 0; d <= 30; d++ { // 0 is 31 March
+		lastDay := f.days
+		if lastDay == 0 {
+			lastDay = 30
+		}
+		for d := 0; d <= lastDay; d++ { // 0 is 31 March
 			day := time.Date(2024, 4, d, 0, 0, 0, 0, f.loc)
 			first := reg
 			reg += c.kwhPerDay * 1000
@@ -182,4 +191,12 @@ func (m *memOutbox) events(event string) int {
 		}
 	}
 	return n
+}
+
+func pgErrCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

@@ -436,3 +436,26 @@ func (s *Store) AdvanceCursor(ctx context.Context, runID, to int64) error {
 	}
 	return nil
 }
+
+// HasRun reports whether any run of the tenant's service billed (or is
+// billing) the period starting on from, so the scheduler starts one once.
+func (s *Store) HasRun(ctx context.Context, tenantID int64, service string, from billing.Date) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bill_runs WHERE tenant_id = $1 AND service = $2 AND period_from = $3::date AND trigger <> 'rerun' AND status <> 'failed')`,
+		tenantID, service, from.String()).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("bill runs: %w", err)
+	}
+	return ok, nil
+}
+
+// MarkOverdue moves issued and partially paid bills whose due date has
+// passed in their tenant's zone to overdue, and returns how many moved.
+func (s *Store) MarkOverdue(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE bills b SET status = 'overdue', status_changed_at = now() FROM tenants t
+		WHERE t.id = b.tenant_id AND b.status IN ('issued', 'partially_paid') AND b.due_date < ($1::timestamptz AT TIME ZONE t.time_zone)::date`, now)
+	if err != nil {
+		return 0, fmt.Errorf("mark overdue: %w", classify(err))
+	}
+	return tag.RowsAffected(), nil
+}
