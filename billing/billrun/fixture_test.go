@@ -1,11 +1,9 @@
 package billrun
 
 import (
-	"errors"
-
 	"context"
+	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"os"
 	"strings"
 	"testing"
