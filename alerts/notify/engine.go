@@ -43,7 +43,9 @@ func profileAAD(column string, userID int64) string {
 }
 
 // DeviceAAD is the additional data a push token is sealed with.
-func DeviceAAD(tokenHash []byte) string { return "push_devices.token_enc:" + hex.EncodeToString(tokenHash) }
+func DeviceAAD(tokenHash []byte) string {
+	return "push_devices.token_enc:" + hex.EncodeToString(tokenHash)
+}
 
 func secretAAD(dedupeKey string) string { return "notification_outbox.secret:" + dedupeKey }
 
