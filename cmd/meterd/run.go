@@ -36,6 +36,8 @@ func commands() []command {
 		{"ingest", "run the ingestion gateway alone against $DATABASE_URL", runIngest},
 		{"migrate", "apply database migrations and report the storage profile", runMigrate},
 		{"keys", "generate key files; re-encrypt personal data after a key rotation", runKeys},
+		{"billrun", "run a bill run for a tenant's cycle with a progress bar; list and re-run dead letters", runBillrun},
+		{"billing", "billing tools: quote a tariff, publish and list tariff versions, write a bill's PDF", runBilling},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meterd/meterd/api"
+	"github.com/meterd/meterd/billing/billrun"
 	"github.com/meterd/meterd/cmd/internal/lifecycle"
 	"github.com/meterd/meterd/deploy/schema"
 )
@@ -21,6 +22,7 @@ type serveConfig struct {
 	api      apiConfig
 	upkeep   schema.UpkeepConfig
 	jobs     schema.JobsConfig
+	billing  billrun.Config
 	workers  int
 	shutdown time.Duration
 }
@@ -40,11 +42,13 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 	f.Duration(&c.upkeep.Retention, "retention", "METERD_RETENTION", 0, "drop raw readings older than this (0 keeps them; rollups are always kept)")
 	f.Duration(&c.upkeep.CompressAfter, "compress-after", "METERD_COMPRESS_AFTER", 7*24*time.Hour, "compress readings chunks older than this (timescale profile)")
 	f.Int(&c.workers, "job-workers", "METERD_JOB_WORKERS", 20, "background jobs run at once by this instance")
+	f.Int(&c.billing.BatchSize, "billrun-batch-size", "METERD_BILLRUN_BATCH_SIZE", 500, "connections billed per transaction by bill runs")
+	f.Duration(&c.billing.ScheduleEvery, "billrun-schedule-every", "METERD_BILLRUN_SCHEDULE_EVERY", time.Hour, "how often due bill runs and overdue bills are checked")
 	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
 }
 
 func (c serveConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), positive("job-workers", c.workers))
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), positive("job-workers", c.workers))
 }
 
 func positive(name string, v int) error {
@@ -72,10 +76,11 @@ func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *pro
 	}
 	apis := &apiComponent{cfg: c.api, pools: pools, srv: srv, upkeep: c.upkeep, log: log}
 	jobs := &riverComponent{
-		pools:    pools,
-		log:      log,
-		workers:  c.workers,
-		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log), apiRegistrar(apis, log.With("component", "api-jobs"))},
+		pools:   pools,
+		log:     log,
+		workers: c.workers,
+		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log), apiRegistrar(apis, log.With("component", "api-jobs")),
+			billingRegistrar(pools, c.billing, log, reg)},
 	}
 	g.Add("database pool", pools)
 	g.Add("api services", apis)
