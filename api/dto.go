@@ -105,7 +105,7 @@ type sessionDTO struct {
 }
 
 func sessionOf(s account.Session, now time.Time) sessionDTO {
-	return sessionDTO{AccessToken: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpires.Sub(now).Seconds()),
+	return sessionDTO{AccessToken: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpires.Sub(now).Round(time.Second).Seconds()),
 		ExpiresAt: s.AccessExpires.UTC(), RefreshToken: s.RefreshToken, RefreshExpiresAt: s.RefreshExpires.UTC(), User: userOf(s.User)}
 }
 

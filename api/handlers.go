@@ -57,7 +57,7 @@ func (h *handlers) authenticate(r *Request) error {
 	if err != nil {
 		return err
 	}
-	return r.ok(fiber.StatusOK, authenticateResponse{Token: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpires.Sub(h.now()).Seconds())})
+	return r.ok(fiber.StatusOK, authenticateResponse{Token: s.AccessToken, TokenType: "Bearer", ExpiresIn: int64(s.AccessExpires.Sub(h.now()).Round(time.Second).Seconds())})
 }
 
 func (h *handlers) hello(r *Request) error {
@@ -524,9 +524,9 @@ func (h *handlers) listTickets(r *Request) error {
 		return err
 	}
 	f := support.Filter{Status: support.Status(r.C.Query("status")), Queued: r.C.QueryBool("queued")}
-	switch a := r.C.Query("assignee"); {
-	case a == "":
-	case a == "me":
+	switch a := r.C.Query("assignee"); a {
+	case "":
+	case "me":
 		f.AssigneeID = r.Actor.UserID
 	default:
 		id, err := strconv.ParseInt(a, 10, 64)

@@ -245,12 +245,12 @@ func export(s string) string {
 }
 
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
-	switch {
-	case t == timeType:
+	switch t {
+	case timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
-	case t == decimalType:
+	case decimalType:
 		return map[string]any{"type": []string{"string", "number"}, "format": "decimal", "description": "exact decimal, sent as a string"}
-	case t == rawType:
+	case rawType:
 		return map[string]any{"type": "object"}
 	}
 	switch t.Kind() {
@@ -268,7 +268,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	case reflect.Slice, reflect.Array:
 		return map[string]any{"type": "array", "items": g.schemaOrRef(t.Elem())}
 	case reflect.Map:
-		return map[string]any{"type": "object"}
+		// A nil map is null in JSON.
+		return map[string]any{"type": []string{"object", "null"}}
 	case reflect.Interface:
 		return map[string]any{}
 	case reflect.Struct:
@@ -283,7 +284,11 @@ func (g *schemaGen) schemaOrRef(t reflect.Type) map[string]any {
 		base = base.Elem()
 	}
 	if base.Kind() == reflect.Struct && base != timeType && base != decimalType {
-		return g.ref(t).(map[string]any)
+		ref := g.ref(t).(map[string]any)
+		if t.Kind() == reflect.Pointer {
+			return nullable(ref)
+		}
+		return ref
 	}
 	return g.schema(t)
 }

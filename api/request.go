@@ -16,11 +16,6 @@ import (
 	"github.com/meterd/meterd/api/account"
 )
 
-const (
-	localActor = "meterd.actor"
-	localScope = "meterd.scope"
-)
-
 // Request is what a handler gets besides the Fiber context: the caller
 // (Actor) and the records the route's ownership rule lets it reach (Scope).
 type Request struct {

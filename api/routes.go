@@ -171,7 +171,7 @@ func (h *handlers) table() []Route {
 			Roles: everyone, Owner: account.OwnerSelf, Responses: ok(200, helloResponse{}), Handler: h.hello},
 		{Method: http.MethodPost, Path: "/api/token/refresh", Summary: "Exchange a refresh token (single use) for new tokens", Tag: "accounts",
 			Roles: anyone, Body: refreshRequest{}, Responses: ok(200, sessionDTO{}),
-			Problems: []Kind{KindInvalidInput, KindAccountLocked, KindRateLimited}, Handler: h.refresh},
+			Problems: []Kind{KindInvalidInput, KindUnauthenticated, KindAccountLocked, KindRateLimited}, Handler: h.refresh},
 		{Method: http.MethodPost, Path: "/api/logout", Summary: "End the session of this access token", Tag: "accounts",
 			Roles: everyone, Owner: account.OwnerSelf, Responses: []Response{{Status: 204}}, Handler: h.logout},
 		{Method: http.MethodPost, Path: "/api/verify-email", Summary: "Verify an email address with its token", Tag: "accounts",

@@ -233,7 +233,9 @@ func (s *Service) Login(ctx context.Context, a Actor, in LoginInput) (Session, e
 	ns.RefreshHash = hash
 	ns.SessionExpires = now.Add(s.cfg.SessionMaxAge)
 	ns.RefreshExpires = now.Add(s.cfg.RefreshTTL)
-	sid, err := s.store.StartSession(ctx, ns, a.entry(u.TenantID, "session.login", "user", u.ID))
+	e := a.entry(u.TenantID, "session.login", "user", u.ID)
+	e.ActorUserID, e.ActorRole = u.ID, string(u.Role)
+	sid, err := s.store.StartSession(ctx, ns, e)
 	if err != nil {
 		return Session{}, err
 	}

@@ -34,9 +34,9 @@ type Store interface {
 	UpdateUser(ctx context.Context, tenantID, userID int64, p UserPatch, a audit.Entry) (User, error)
 
 	// RecordLoginFailure counts a failed login: the count restarts when the
-	// previous failure is older than window; reaching max locks the
+	// previous failure is older than window; reaching maxFailures locks the
 	// account until now+lockFor. It returns the lock's end, if locked.
-	RecordLoginFailure(ctx context.Context, userID int64, now time.Time, window time.Duration, max int, lockFor time.Duration, a audit.Entry) (*time.Time, error)
+	RecordLoginFailure(ctx context.Context, userID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration, a audit.Entry) (*time.Time, error)
 	// StartSession records a successful login (clearing failures, storing
 	// a rehashed password or the TOTP step when given) and creates a
 	// session with its first refresh token.

@@ -32,13 +32,13 @@ func emailProblem(s string) string {
 
 // textProblem checks a free-text field: required or not, at most max
 // characters, no control characters.
-func textProblem(s string, required bool, max int) string {
+func textProblem(s string, required bool, maxRunes int) string {
 	switch {
 	case s == "" && required:
 		return "is required"
 	case !utf8.ValidString(s):
 		return "must be valid UTF-8 text"
-	case utf8.RuneCountInString(s) > max:
+	case utf8.RuneCountInString(s) > maxRunes:
 		return "is too long"
 	}
 	for _, r := range s {

@@ -86,13 +86,13 @@ type TicketInput struct {
 	ConnectionID int64
 }
 
-func textProblem(s string, required bool, max int) string {
+func textProblem(s string, required bool, maxRunes int) string {
 	switch {
 	case strings.TrimSpace(s) == "" && required:
 		return "is required"
 	case !utf8.ValidString(s):
 		return "must be valid UTF-8 text"
-	case utf8.RuneCountInString(s) > max:
+	case utf8.RuneCountInString(s) > maxRunes:
 		return "is too long"
 	}
 	for _, r := range s {
@@ -156,15 +156,15 @@ func (s *Service) Raise(ctx context.Context, a account.Actor, scope account.Scop
 }
 
 // firstLine returns the first line of s, cut to max runes.
-func firstLine(s string, max int) string {
+func firstLine(s string, maxRunes int) string {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
 		s = s[:i]
 	}
-	if utf8.RuneCountInString(s) <= max {
+	if utf8.RuneCountInString(s) <= maxRunes {
 		return s
 	}
 	r := []rune(s)
-	return strings.TrimSpace(string(r[:max-1])) + "…"
+	return strings.TrimSpace(string(r[:maxRunes-1])) + "…"
 }
 
 // Get returns a ticket with the comments and timeline the caller may see:
@@ -253,8 +253,8 @@ func (s *Service) Transition(ctx context.Context, a account.Actor, scope account
 	}
 	switch a.Role {
 	case account.RoleConsumer:
-		switch {
-		case to == StatusOpen:
+		switch to {
+		case StatusOpen:
 			since := t.ResolvedAt
 			if t.ClosedAt != nil {
 				since = t.ClosedAt
@@ -262,7 +262,7 @@ func (s *Service) Transition(ctx context.Context, a account.Actor, scope account
 			if since != nil && now.Sub(*since) > s.cfg.ReopenWindow {
 				return Ticket{}, transitionError(from, to, "the reopen window has passed; raise a new query")
 			}
-		case to == StatusClosed:
+		case StatusClosed:
 		default:
 			return Ticket{}, transitionError(from, to, "consumers may only close or reopen their tickets")
 		}

@@ -86,10 +86,9 @@ func (s *Service) Live(ctx context.Context, scope account.Scope, f LiveFilter, p
 	now := s.cfg.Now()
 	for i := range list {
 		l := &list[i]
-		switch {
-		case l.Latest == nil:
+		if l.Latest == nil {
 			l.Liveness = NeverReported
-		default:
+		} else {
 			l.Age = now.Sub(l.Latest.Time)
 			if l.Age < 0 {
 				l.Age = 0

@@ -132,7 +132,7 @@ func (s *Store) UpdateUser(ctx context.Context, tenantID, userID int64, p accoun
 }
 
 // RecordLoginFailure implements account.Store.
-func (s *Store) RecordLoginFailure(ctx context.Context, userID int64, now time.Time, window time.Duration, max int, lockFor time.Duration, e audit.Entry) (*time.Time, error) {
+func (s *Store) RecordLoginFailure(ctx context.Context, userID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration, e audit.Entry) (*time.Time, error) {
 	var locked *time.Time
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var failures int
@@ -144,7 +144,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID int64, now time.T
 			UPDATE users u SET failed_logins = c.n, last_failed_login_at = $2,
 				locked_until = CASE WHEN c.n >= $4 THEN $2::timestamptz + $5::interval ELSE u.locked_until END
 			FROM c WHERE u.id = c.id
-			RETURNING u.failed_logins, u.locked_until`, userID, now, window, max, lockFor).Scan(&failures, &until)
+			RETURNING u.failed_logins, u.locked_until`, userID, now, window, maxFailures, lockFor).Scan(&failures, &until)
 		if err != nil {
 			return err
 		}
@@ -157,7 +157,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, userID int64, now time.T
 		}
 		if until != nil && until.After(now) {
 			locked = until
-			if failures == max {
+			if failures == maxFailures {
 				le := e
 				le.Action, le.After = "user.locked", map[string]any{"locked_until": until.UTC(), "failed_logins": failures}
 				return auditpg.Write(ctx, tx, le)
