@@ -117,6 +117,11 @@ func runDev(ctx context.Context, e env, args []string) error {
 		demo, err = seedDemo(ctx, stack.api.services, c.dataDir)
 		return err
 	}})
+	var billingDemo string
+	g.Add("billing demo", lifecycle.Funcs{StartFunc: func(ctx context.Context) error {
+		billingDemo, err = seedBillingDemo(ctx, pools, log.With("component", "billing"))
+		return err
+	}})
 	// The gateway: embedded broker, MQTT source, Modbus poller, writer;
 	// and a small simulated fleet so readings arrive from the start.
 	if c.gateway.spoolDir == "" {
@@ -143,6 +148,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(&b, "  Storage     %s profile, rollups in %s\n", status.Profile, status.RollupTimeZone)
 		fmt.Fprintf(&b, "  API docs    http://%s/api/openapi.json  (verification links are logged)\n", srv.Addr())
 		b.WriteString(demo.banner())
+		b.WriteString(billingDemo)
 		if u := gw.BrokerURL(); u != "" {
 			fmt.Fprintf(&b, "  MQTT        %s  (embedded broker; meters log in with their own credentials)\n", u)
 		}
