@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/meterd/meterd/alerts"
@@ -116,3 +118,24 @@ var ErrUnregistered = errors.New("push token unregistered")
 // ErrProviderUnavailable is wrapped by the failure of an attempt the
 // circuit breaker refused without calling the provider.
 var ErrProviderUnavailable = errors.New("provider circuit open")
+
+// RetryAfterHeader parses an HTTP Retry-After value (seconds or an HTTP
+// date) relative to now; 0 when absent or unparsable.
+func RetryAfterHeader(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// RetryableStatus reports whether an HTTP status from a provider is worth
+// retrying: 408, 425, 429 and 5xx. Other 4xx refuse the message for good.
+func RetryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500
+}
