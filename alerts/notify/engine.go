@@ -229,6 +229,7 @@ func (e *Engine) attempt(ctx context.Context, w Work, start time.Time) Result {
 			switch {
 			case err != nil:
 				// Unknown whether it went: sending again could duplicate it.
+				r.InDoubt = true
 				return e.retry(w, r, start, fmt.Errorf("reconcile in-doubt attempt: %w", err), true)
 			case found:
 				r.Outcome, r.Called, r.ProviderMessageID = OutcomeReconciled, true, rec.MessageID
@@ -245,6 +246,7 @@ func (e *Engine) attempt(ctx context.Context, w Work, start time.Time) Result {
 	if errors.Is(err, ErrUnregistered) {
 		r.DisableDevice = true
 	}
+	r.InDoubt = IsAmbiguous(err)
 	if !retry {
 		r.Outcome, r.Error = OutcomeFailed, err.Error()
 		return r

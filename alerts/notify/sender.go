@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -59,7 +60,8 @@ type Message struct {
 	Event     string
 	Tenant    string // tenant code
 	Locale    string
-	// FirstAttemptAt is when the delivery was first leased; reconcilers
+	// FirstAttemptAt is when the first recorded attempt started (or the
+	// delivery was created); reconcilers
 	// search the provider's records from it.
 	FirstAttemptAt time.Time
 
@@ -138,4 +140,33 @@ func RetryAfterHeader(v string, now time.Time) time.Duration {
 // retrying: 408, 425, 429 and 5xx. Other 4xx refuse the message for good.
 func RetryableStatus(code int) bool {
 	return code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500
+}
+
+// errAmbiguous marks a failure after which the provider may or may not
+// have the message (a timeout or a broken connection once the request was
+// written).
+type errAmbiguous struct{ error }
+
+func (e errAmbiguous) Unwrap() error { return e.error }
+
+// Ambiguous wraps err as a failure of unknown outcome: the next attempt
+// of the delivery is in doubt and reconciles before sending (Reconciler)
+// or relies on the provider's idempotency.
+func Ambiguous(err error) error { return errAmbiguous{err} }
+
+// IsAmbiguous reports whether err is (or wraps) an Ambiguous failure.
+func IsAmbiguous(err error) bool {
+	var a errAmbiguous
+	return errors.As(err, &a)
+}
+
+// HTTPFailure classifies the error of an HTTP client call: a failure to
+// dial means the request never left (retry, not in doubt); anything later
+// (a timeout, a reset) leaves the outcome unknown.
+func HTTPFailure(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return err
+	}
+	return Ambiguous(err)
 }

@@ -54,6 +54,9 @@ type Work struct {
 	MaxAttempts    int
 	InDoubt        bool
 	IdempotencyKey string
+	// FirstAttemptAt is when the first recorded attempt started, or when
+	// the delivery was created (an attempt whose worker died is not
+	// recorded): reconcilers search the provider from it.
 	FirstAttemptAt time.Time
 
 	Event     string
@@ -138,4 +141,7 @@ type Result struct {
 	AddressHint string
 	// DisableDevice: the provider said the push token is gone.
 	DisableDevice bool
+	// InDoubt: the provider may have the message (an ambiguous failure, or
+	// a reconciliation that could not tell); the next attempt reconciles.
+	InDoubt bool
 }

@@ -295,7 +295,7 @@ func (s *Store) Lease(ctx context.Context, id int64, token string, now time.Time
 			WHERE d.id = $1 AND d.lease_token = $2::uuid AND d.status = 'queued'
 			RETURNING d.outbox_id, d.tenant_id, coalesce(d.user_id, 0), d.channel, coalesce(d.device_id, 0), d.reason,
 				d.attempts + 1, d.max_attempts, d.in_doubt, d.idempotency_key,
-				(SELECT min(started_at) FROM notification_attempts a WHERE a.delivery_id = d.id)`,
+				coalesce((SELECT min(started_at) FROM notification_attempts a WHERE a.delivery_id = d.id), d.created_at)`,
 			id, token, now.Add(lease), now).Scan(&w.OutboxID, &w.TenantID, &w.UserID, &ch, &w.DeviceID, &w.Reason,
 			&w.Attempt, &w.MaxAttempts, &w.InDoubt, &w.IdempotencyKey, &first)
 		if err == pgx.ErrNoRows {
@@ -408,7 +408,7 @@ func (s *Store) Finish(ctx context.Context, id int64, token string, r notify.Res
 		final := status != "pending"
 		if _, err := tx.Exec(ctx, `UPDATE notification_deliveries SET
 				status = $2::text, attempts = attempts + $3::int, lease_token = NULL, lease_until = NULL,
-				in_doubt = CASE WHEN $2 = 'pending' THEN in_doubt AND NOT $3::int::bool ELSE false END,
+				in_doubt = CASE WHEN $2 = 'pending' THEN (in_doubt AND NOT $3::int::bool) OR $12::bool ELSE false END,
 				next_attempt_at = CASE WHEN $2 = 'pending' THEN $4::timestamptz ELSE next_attempt_at END,
 				deferred_reason = $5,
 				provider = coalesce(nullif($6, ''), provider),
@@ -419,7 +419,7 @@ func (s *Store) Finish(ctx context.Context, id int64, token string, r notify.Res
 				finished_at = CASE WHEN $11::bool THEN $10::timestamptz END,
 				updated_at = $10::timestamptz
 			WHERE id = $1`,
-			id, status, called, r.NextAttemptAt, nullString(r.DeferredReason), r.Provider, r.ProviderMessageID, r.Error, r.AddressHint, r.Now, final); err != nil {
+			id, status, called, r.NextAttemptAt, nullString(r.DeferredReason), r.Provider, r.ProviderMessageID, r.Error, r.AddressHint, r.Now, final, r.InDoubt); err != nil {
 			return err
 		}
 		if r.Called {

@@ -207,9 +207,20 @@ func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Receipt, b
 		return notify.Receipt{}, false, fmt.Errorf("email client: %w", err)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return notify.Receipt{}, retryable(err), fmt.Errorf("smtp %s: %w", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port)), err)
+		err = fmt.Errorf("smtp %s: %w", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port)), err)
+		if ambiguous(err) {
+			err = notify.Ambiguous(err)
+		}
+		return notify.Receipt{}, retryable(err), err
 	}
 	return notify.Receipt{MessageID: "<" + m.MessageID + ">"}, false, nil
+}
+
+// ambiguous reports whether the server may have accepted the message: the
+// connection failed after the message was written, before its reply.
+func ambiguous(err error) bool {
+	var se *gomail.SendError
+	return errors.As(err, &se) && se.Reason == gomail.ErrSMTPDataClose && se.ErrorCode() == 0
 }
 
 // retryable classifies an SMTP failure.

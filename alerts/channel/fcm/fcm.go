@@ -229,7 +229,7 @@ func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Receipt, b
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return notify.Receipt{}, true, fmt.Errorf("fcm: %w", err)
+		return notify.Receipt{}, true, notify.HTTPFailure(fmt.Errorf("fcm: %w", err))
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -222,7 +222,7 @@ func (s *Sender) do(req *http.Request, out any) (int, bool, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return 0, true, fmt.Errorf("twilio: %w", err)
+		return 0, true, notify.HTTPFailure(fmt.Errorf("twilio: %w", err))
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

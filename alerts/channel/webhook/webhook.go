@@ -228,7 +228,7 @@ func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Receipt, b
 	hr.Header.Set("webhook-signature", Sign(s.key, m.IdempotencyKey, now.Unix(), body))
 	resp, err := s.cfg.Client.Do(hr)
 	if err != nil {
-		return notify.Receipt{}, true, fmt.Errorf("webhook %s: %w", s.cfg.URL, err)
+		return notify.Receipt{}, true, notify.HTTPFailure(fmt.Errorf("webhook %s: %w", s.cfg.URL, err))
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
