@@ -52,9 +52,9 @@ const (
 	EventTicketStatusChanged = "ticket.status_changed"
 	// EventTicketComment (api/support): {ticket_id, subject, comment_id}.
 	EventTicketComment = "ticket.comment"
-	// EventBillIssued (billing): {bill_id, bill_number, consumer_code,
-	// period_from, period_to, issue_date, due_date, total, currency,
-	// consumption_kwh}; the bill PDF is attached to the email.
+	// EventBillIssued (billing/postgres): {bill_id, number, consumer_code,
+	// period_from, period_to, total, due_date, currency, estimated}; the
+	// bill PDF is attached to the email.
 	EventBillIssued = "bill.issued"
 	// EventBillDueSoon (alerts/reminder): {bill_id, bill_number,
 	// consumer_code, due_date, amount_due, currency, days_left, source}
@@ -77,10 +77,11 @@ const (
 	// EventMeterAlert (alerts): to the metering staff; same payload as
 	// EventUsageAbnormal.
 	EventMeterAlert = "meter.alert"
-	// EventBillRunCompleted (billing): to the tenant's officials (user_id
-	// NULL, audience "officials"); {run_id, service, period_from,
-	// period_to, status, total, billed, unchanged, skipped, failed}.
-	EventBillRunCompleted = "billrun.completed"
+	// EventBillRunSummary (billing/postgres): the demand generation summary,
+	// one row per official and admin of the tenant after each bill run;
+	// {run_id, service, period_from, period_to, status, error, total,
+	// billed, unchanged, skipped, failed}.
+	EventBillRunSummary = "billing.run_summary"
 )
 
 // Audience is who an outbox row addresses when it names no user.
@@ -134,7 +135,7 @@ var catalog = []EventSpec{
 	{Name: EventPaymentSucceeded, Description: "payment received (receipt)", DefaultChannels: []Channel{ChannelEmail, ChannelSMS}, Transactional: true, Preferable: true},
 	{Name: EventUsageAbnormal, Description: "abnormal usage on your meter", DefaultChannels: []Channel{ChannelEmail, ChannelPush}, Preferable: true},
 	{Name: EventMeterAlert, Description: "meter alert for staff", DefaultChannels: []Channel{ChannelEmail}},
-	{Name: EventBillRunCompleted, Description: "bill run summary for officials", DefaultChannels: []Channel{ChannelEmail}, Audience: AudienceOfficials},
+	{Name: EventBillRunSummary, Description: "demand generation summary for officials", DefaultChannels: []Channel{ChannelEmail}},
 }
 
 // Events returns the event catalog.

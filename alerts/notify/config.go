@@ -81,7 +81,7 @@ func DefaultLinkPaths() map[string]string {
 		alerts.EventTicketComment:       "/support/tickets/{ticket_id}",
 		alerts.EventUsageAbnormal:       "/alerts/{alert_id}",
 		alerts.EventMeterAlert:          "/alerts/{alert_id}",
-		alerts.EventBillRunCompleted:    "/billing/runs/{run_id}",
+		alerts.EventBillRunSummary:      "/billing/runs/{run_id}",
 	}
 }
 

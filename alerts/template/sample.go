@@ -15,8 +15,8 @@ var samples = map[string]map[string]any{
 	"ticket.assigned":       {"ticket_id": json.Number("42"), "subject": "Meter display blank", "status": "assigned", "assignee_name": "Ravi"},
 	"ticket.status_changed": {"ticket_id": json.Number("42"), "subject": "Meter display blank", "status": "resolved", "from": "in_progress", "to": "resolved", "note": "Replaced the display."},
 	"ticket.comment":        {"ticket_id": json.Number("42"), "subject": "Meter display blank", "status": "in_progress", "comment_id": json.Number("7")},
-	"bill.issued": {"bill_id": json.Number("9"), "bill_number": "ED/2025-26/000123", "consumer_code": "E000017", "period_from": "2026-02-01",
-		"period_to": "2026-02-28", "issue_date": "2026-03-01", "due_date": "2026-03-16", "total": "1834.00", "currency": "INR", "consumption_kwh": "212.40"},
+	"bill.issued": {"bill_id": json.Number("9"), "number": "ED/2025-26/000123", "consumer_code": "E000017", "period_from": "2026-02-01",
+		"period_to": "2026-02-28", "due_date": "2026-03-16", "total": "1834.00", "currency": "INR", "estimated": false},
 	"bill.due_soon": {"bill_id": json.Number("9"), "bill_number": "ED/2025-26/000123", "consumer_code": "E000017", "due_date": "2026-03-16",
 		"amount_due": "1834.00", "currency": "INR", "days_left": json.Number("3"), "source": "policy"},
 	"payment.reminder": {"bill_id": json.Number("9"), "bill_number": "ED/2025-26/000123", "consumer_code": "E000017", "due_date": "2026-03-16",
@@ -29,8 +29,8 @@ var samples = map[string]map[string]any{
 		"summary": "41.2 kWh used on 9 Mar 2026, above the plan's daily threshold of 20 kWh", "observed": json.Number("41.2"), "expected": json.Number("20"), "unit": "kWh", "at": "2026-03-09T00:00:00Z"},
 	"meter.alert": {"alert_id": json.Number("4"), "kind": "tamper", "meter_ref": "sim-000017", "consumer_code": "E000017",
 		"summary": "import register went back by 5120 kWh without a recorded reset", "observed": json.Number("-5120"), "unit": "kWh", "at": "2026-03-09T04:15:00Z"},
-	"billrun.completed": {"run_id": json.Number("12"), "service": "electricity", "period_from": "2026-02-01", "period_to": "2026-02-28", "status": "completed",
-		"total": json.Number("1000"), "billed": json.Number("990"), "unchanged": json.Number("0"), "skipped": json.Number("7"), "failed": json.Number("3")},
+	"billing.run_summary": {"run_id": json.Number("12"), "service": "electricity", "period_from": "2026-02-01", "period_to": "2026-02-28", "status": "completed",
+		"error": "", "total": json.Number("1000"), "billed": json.Number("990"), "unchanged": json.Number("0"), "skipped": json.Number("7"), "failed": json.Number("3")},
 }
 
 // Sample returns example data for event: a payload as its producer sends

@@ -49,12 +49,12 @@ func TestRenderContent(t *testing.T) {
 		wantParts []string // in subject, text or SMS
 		wantHTML  []string
 	}{
-		{give: "bill.issued", locale: "en", wantParts: []string{"ED/2025-26/000123", "₹1,834.00", "16 Mar 2026", "212.4 kWh"}, wantHTML: []string{"#1f6feb", "Example Power", "help@example.com"}},
+		{give: "bill.issued", locale: "en", wantParts: []string{"ED/2025-26/000123", "₹1,834.00", "16 Mar 2026"}, wantHTML: []string{"#1f6feb", "Example Power", "help@example.com"}},
 		{give: "payment.succeeded", locale: "en", wantParts: []string{"RCPT/2025-26/000045", "₹1,834.00", "10 Mar 2026, 12:15 IST", "Upi"}},
 		{give: "payment.succeeded", locale: "hi", wantParts: []string{"रसीद", "RCPT/2025-26/000045"}},
 		{give: "ticket.status_changed", locale: "en", wantParts: []string{"#42", "In Progress", "Resolved", "Replaced the display."}},
 		{give: "account.verify_email", locale: "en", wantParts: []string{"asha@example.com", "https://power.example.com/portal"}},
-		{give: "billrun.completed", locale: "en", wantParts: []string{"990 billed", "3 failed", "dead letters"}},
+		{give: "billing.run_summary", locale: "en", wantParts: []string{"990 billed", "3 failed", "dead letters"}},
 		{give: "no.such_event", locale: "en", wantParts: []string{"No.such Event"}},
 	}
 	for _, tt := range tests {
@@ -99,7 +99,7 @@ func TestHTMLEscapes(t *testing.T) {
 // default. Rendering twice (the second time on a fresh clone) works.
 func TestOverride(t *testing.T) {
 	s := newSet(t)
-	src := `{{define "subject"}}[{{.Tenant.Name}}] Invoice {{.P.bill_number}}{{end}}{{define "sms"}}Pay {{money .P.total .P.currency}} by {{date .P.due_date}}{{end}}`
+	src := `{{define "subject"}}[{{.Tenant.Name}}] Invoice {{.P.number}}{{end}}{{define "sms"}}Pay {{money .P.total .P.currency}} by {{date .P.due_date}}{{end}}`
 	for range 2 {
 		r, err := s.Render("bill.issued", "en", src, Sample("bill.issued"))
 		if err != nil {
@@ -141,7 +141,7 @@ func TestLocales(t *testing.T) {
 	}{
 		{user: "hi-IN", tenant: "en", event: "bill.issued", wantList: []string{"hi-IN", "hi", "en"}, wantPick: "hi"},
 		{user: "", tenant: "hi", event: "bill.issued", wantList: []string{"hi", "en"}, wantPick: "hi"},
-		{user: "hi", tenant: "en", event: "billrun.completed", wantList: []string{"hi", "en"}, wantPick: "en"},
+		{user: "hi", tenant: "en", event: "billing.run_summary", wantList: []string{"hi", "en"}, wantPick: "en"},
 		{user: "ta", tenant: "en", event: "bill.issued", overrides: map[string]bool{"ta": true}, wantList: []string{"ta", "en"}, wantPick: "ta"},
 		{user: "fr", tenant: "", event: "bill.issued", wantList: []string{"fr", "en"}, wantPick: "en"},
 	}
