@@ -107,7 +107,7 @@ func (b *Biller) one(in *postgres.Input) postgres.Outcome {
 		}
 	}
 	if existing != nil && existing.LiveBillID != 0 && !existing.Estimated {
-		return postgres.Outcome{Kind: postgres.Unchanged}
+		return postgres.Outcome{Kind: postgres.Unchanged, Repeat: existing.LiveBillRun == run.ID}
 	}
 	sch, ok := b.Schedules[c.TariffPlan]
 	if !ok {
@@ -134,9 +134,9 @@ func (b *Biller) one(in *postgres.Input) postgres.Outcome {
 	if err != nil {
 		return fail("consumption %s: %v", p, err)
 	}
-	if existing != nil && existing.LiveBillID != 0 && usage.Estimated() {
+	if existing != nil && existing.LiveBillID != 0 && (usage.Estimated() || existing.LiveBillRun == run.ID) {
 		// Still estimated: the bill stands until an actual read arrives.
-		return postgres.Outcome{Kind: postgres.Unchanged}
+		return postgres.Outcome{Kind: postgres.Unchanged, Repeat: existing.LiveBillRun == run.ID}
 	}
 	u := usage.Usage()
 	u.SanctionedLoadKW = c.SanctionedLoadKW

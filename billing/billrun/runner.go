@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,9 @@ import (
 type Config struct {
 	// BatchSize is how many connections one transaction bills. Default 500.
 	BatchSize int
+	// Workers is how many batches of one run are billed at once, each on
+	// its own connection. Default 2.
+	Workers int
 	// ScheduleEvery is how often the scheduler looks for due runs and
 	// overdue bills. Default 1 hour.
 	ScheduleEvery time.Duration
@@ -26,6 +30,9 @@ func (c Config) Validate() error {
 	if c.BatchSize < 0 || c.BatchSize > 10000 {
 		return errors.New("billrun: batch size must be 1..10000")
 	}
+	if c.Workers < 0 || c.Workers > 32 {
+		return errors.New("billrun: workers must be 1..32")
+	}
 	if c.ScheduleEvery < 0 || (c.ScheduleEvery > 0 && c.ScheduleEvery < time.Minute) {
 		return errors.New("billrun: schedule interval must be at least 1m")
 	}
@@ -35,6 +42,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
 	}
 	if c.ScheduleEvery == 0 {
 		c.ScheduleEvery = time.Hour
@@ -86,10 +96,13 @@ func NewRunner(store *postgres.Store, cfg Config, log *slog.Logger, reg promethe
 func (r *Runner) BatchSize() int { return r.cfg.BatchSize }
 
 // Execute runs bill run id to its end, resuming after its cursor if an
-// earlier attempt stopped. progress, when not nil, is called after every
-// batch with the run's committed counts. A database failure ends the run
-// with an error (the River job retries it and it resumes); failures of
-// single connections are dead letters, not errors.
+// earlier attempt stopped. Batches are billed by Workers goroutines at
+// once; the cursor only moves past batches that all committed (a low-water
+// mark), and connections a resumed run had already counted are not counted
+// again. progress, when not nil, is called as batches finish with the
+// run's committed counts. A database failure ends the run with an error
+// (the River job retries it and it resumes); failures of single
+// connections are dead letters, not errors.
 func (r *Runner) Execute(ctx context.Context, id int64, progress func(postgres.Run)) (postgres.Run, error) {
 	run, err := r.store.StartRun(ctx, id)
 	if err != nil {
@@ -101,43 +114,107 @@ func (r *Runner) Execute(ctx context.Context, id int64, progress func(postgres.R
 	}
 	biller := NewBiller(run, schedules)
 	load := postgres.Loader{Hourly: biller.Hourly}
-	cursor := run.Cursor
 	if progress != nil {
 		progress(run)
 	}
-	for {
-		ids, err := r.store.NextConnections(ctx, run, cursor, run.BatchSize)
-		if err != nil {
-			return run, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		seq int
+		ids []int64
+		err error
+	}
+	todo := make(chan batch)
+	done := make(chan batch)
+	var wg sync.WaitGroup
+	for range r.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range todo {
+				b.err = r.billBatch(ctx, run, b.ids, load, biller)
+				done <- b
+			}
+		}()
+	}
+	// The feeder reads the scope ahead in order; the collector below
+	// advances the cursor over the committed prefix.
+	feedErr := make(chan error, 1)
+	go func() {
+		defer close(todo)
+		cursor := run.Cursor
+		for seq := 0; ; seq++ {
+			ids, err := r.store.NextConnections(ctx, run, cursor, run.BatchSize)
+			if err != nil || len(ids) == 0 {
+				feedErr <- err
+				return
+			}
+			select {
+			case todo <- batch{seq: seq, ids: ids}:
+			case <-ctx.Done():
+				feedErr <- ctx.Err()
+				return
+			}
+			cursor = ids[len(ids)-1]
 		}
-		if len(ids) == 0 {
-			break
+	}()
+	go func() { wg.Wait(); close(done) }()
+	var firstErr error
+	finished := map[int]int64{} // seq → last id, committed but not yet under the cursor
+	next := 0
+	for b := range done {
+		if b.err != nil {
+			if firstErr == nil {
+				firstErr = b.err
+				cancel()
+			}
+			continue
 		}
-		start := time.Now()
-		counts, err := r.store.BillBatch(ctx, run, ids, load, biller.Bill)
-		r.metrics.batches.WithLabelValues("batch").Observe(time.Since(start).Seconds())
-		switch {
-		case err == nil:
-			r.count(counts)
-		case ctx.Err() != nil:
-			return run, ctx.Err()
-		default:
-			r.log.Info("bill run batch failed; retrying its connections one by one", "run", run.ID, "connections", len(ids), "first", ids[0], "err", err)
-			if err := r.itemByItem(ctx, run, ids, load, biller); err != nil {
-				return run, err
+		finished[b.seq] = b.ids[len(b.ids)-1]
+		advanced := int64(0)
+		for last, ok := finished[next]; ok; last, ok = finished[next] {
+			delete(finished, next)
+			advanced = last
+			next++
+		}
+		if advanced != 0 && firstErr == nil {
+			if err := r.store.AdvanceCursor(ctx, run.ID, advanced); err != nil {
+				firstErr = err
+				cancel()
 			}
 		}
-		cursor = ids[len(ids)-1]
 		if progress != nil {
 			if cur, err := r.store.Run(ctx, 0, run.ID); err == nil {
 				progress(cur)
 			}
 		}
 	}
+	if err := <-feedErr; err != nil && firstErr == nil && !errors.Is(err, context.Canceled) {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return run, firstErr
+	}
 	if err := r.finish(ctx, run, nil); err != nil {
 		return run, err
 	}
 	return r.store.Run(ctx, 0, run.ID)
+}
+
+// billBatch bills one batch, falling back to one connection at a time.
+func (r *Runner) billBatch(ctx context.Context, run postgres.Run, ids []int64, load postgres.Loader, biller *Biller) error {
+	start := time.Now()
+	counts, err := r.store.BillBatch(ctx, run, ids, load, biller.Bill)
+	r.metrics.batches.WithLabelValues("batch").Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		r.count(counts)
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	r.log.Info("bill run batch failed; retrying its connections one by one", "run", run.ID, "connections", len(ids), "first", ids[0], "err", err)
+	return r.itemByItem(ctx, run, ids, load, biller)
 }
 
 // itemByItem bills each connection of a failed batch in its own
@@ -165,7 +242,7 @@ func (r *Runner) itemByItem(ctx context.Context, run postgres.Run, ids []int64, 
 		r.metrics.outcomes.WithLabelValues("failed").Inc()
 		r.log.Warn("connection not billed: dead letter", "run", run.ID, "connection", id, "reason", reason)
 	}
-	return r.store.AdvanceCursor(ctx, run.ID, ids[len(ids)-1])
+	return nil
 }
 
 func (r *Runner) count(c postgres.BatchCounts) {

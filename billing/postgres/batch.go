@@ -84,6 +84,9 @@ type Outcome struct {
 	Kind         OutcomeKind
 	Reason       string
 	Issue        *Issue // Billed only
+	// Repeat marks an Unchanged connection that this same run billed
+	// before (a resumed run): it is not counted again.
+	Repeat bool
 }
 
 // DemandHeader is the demand row of the period.
@@ -191,8 +194,10 @@ type Loader struct {
 // BillBatch bills the connections ids of run in one transaction: it locks
 // them, reads their inputs, calls compute (pure: inputs to outcomes) and
 // writes every billed outcome — demands, details, collections, bills with
-// gap-free numbers, bill lines, "bill issued" notifications — and the
-// run's progress. If compute fails any connection, nothing is written and
+// gap-free numbers and their lines, "bill issued" notifications — and the
+// run's counts. Connections this run had already counted (a resumed run)
+// are not counted again, so counts stay exact. The run's cursor is the
+// caller's (AdvanceCursor), since batches may commit out of order. If compute fails any connection, nothing is written and
 // the error is a *BatchError (errors.Is ErrItemsFailed); any database
 // failure rolls the batch back too. Either way the caller retries the
 // connections one by one.
@@ -217,9 +222,10 @@ func (s *Store) BillBatch(ctx context.Context, run Run, ids []int64, load Loader
 		if err != nil {
 			return err
 		}
-		maxID := ids[len(ids)-1]
-		_, err = tx.Exec(ctx, `UPDATE bill_runs SET processed = processed + $2, billed = billed + $3, unchanged = unchanged + $4, skipped = skipped + $5,
-			cursor = greatest(cursor, $6) WHERE id = $1`, run.ID, len(outcomes), counts.Billed, counts.Unchanged, counts.Skipped, maxID)
+		if n := counts.Billed + counts.Unchanged + counts.Skipped; n > 0 {
+			_, err = tx.Exec(ctx, `UPDATE bill_runs SET processed = processed + $2, billed = billed + $3, unchanged = unchanged + $4, skipped = skipped + $5
+				WHERE id = $1`, run.ID, n, counts.Billed, counts.Unchanged, counts.Skipped)
+		}
 		return err
 	})
 	if err != nil {
@@ -451,6 +457,9 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 			resolved = append(resolved, o.ConnectionID)
 			counts.Billed++
 		case Unchanged:
+			if o.Repeat {
+				continue
+			}
 			resolved = append(resolved, o.ConnectionID)
 			counts.Unchanged++
 		case Skipped:
@@ -460,15 +469,17 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 				code = in.Connection.ConsumerCode
 			}
 			skipRows = append(skipRows, []any{run.ID, o.ConnectionID, code, o.Reason})
-			counts.Skipped++
 		}
 	}
 	if len(skipRows) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO bill_run_skips (run_id, connection_id, consumer_code, reason)
+		// A skip already recorded by this run (a resumed run) counts once.
+		tag, err := tx.Exec(ctx, `INSERT INTO bill_run_skips (run_id, connection_id, consumer_code, reason)
 			SELECT $1, c, k, r FROM unnest($2::bigint[], $3::text[], $4::text[]) AS x(c, k, r) ON CONFLICT DO NOTHING`,
-			run.ID, skipped, column[string](skipRows, 2), column[string](skipRows, 3)); err != nil {
+			run.ID, skipped, column[string](skipRows, 2), column[string](skipRows, 3))
+		if err != nil {
 			return counts, fmt.Errorf("skips: %w", err)
 		}
+		counts.Skipped = int(tag.RowsAffected())
 	}
 	if len(issued) == 0 {
 		return counts, s.resolve(ctx, tx, run, resolved)
@@ -495,7 +506,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 		return counts, err
 	}
 
-	var demandRows, detailRows, lineRows [][]any
+	var demandRows, detailRows [][]any
 	type posting struct {
 		conn int64
 		cols []PostedCollection
@@ -504,7 +515,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 	var postings []posting
 	var cancel []int64
 	cancelReason := map[int64]string{}
-	for k, o := range issued {
+	for _, o := range issued {
 		is := o.Issue
 		in := byConn[o.ConnectionID]
 		h := is.Demand
@@ -544,13 +555,6 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 			cancel = append(cancel, b)
 			cancelReason[b] = is.CancelReason
 		}
-		for j, l := range is.Bill.Lines {
-			var qty, rate any
-			if l.HasQuantity {
-				qty, rate = l.Quantity, l.Rate
-			}
-			lineRows = append(lineRows, []any{billIDs[k], int16(j + 1), string(l.Section), l.Code, l.Description, qty, l.Unit, rate, l.Amount})
-		}
 	}
 	if err := copyRows(ctx, tx, "demands", []string{"id", "tenant_id", "connection_id", "service", "consumer_code", "period_from", "period_to", "due_date",
 		"tariff_plan", "import_wh", "export_wh", "estimated", "measured_days", "estimated_days", "previous_read_wh", "current_read_wh", "meter_serial"}, demandRows); err != nil {
@@ -581,10 +585,6 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 			}
 		}
 	}
-	if err := copyRows(ctx, tx, "bill_lines", []string{"bill_id", "line_no", "section", "code", "description", "quantity", "unit", "rate", "amount"}, lineRows); err != nil {
-		return counts, err
-	}
-
 	// Numbers last: the counter row stays locked until commit.
 	fy := billing.FinancialYearOf(run.IssueDate)
 	var last int
@@ -614,11 +614,15 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 		if hist == nil {
 			hist = []UsagePoint{}
 		}
+		lines := make([]lineJSON, len(b.Lines))
+		for j, l := range b.Lines {
+			lines[j] = toLineJSON(l)
+		}
 		billRows[k] = []any{billIDs[k], run.TenantID, c.ID, is.DemandID, run.ID, number, int(fy), seq, run.Service, c.ConsumerCode, user, c.ConsumerName,
 			c.PropertyID, c.PropertyLabel, is.Demand.MeterSerial, is.Demand.Plan, b.TariffVersion, run.Currency,
 			day(is.Demand.Period.From), day(is.Demand.Period.To), day(b.IssueDate), day(b.DueDate),
 			is.Demand.PreviousReadWh, is.Demand.CurrentReadWh, b.ConsumptionWh, b.Estimated,
-			t.Current, t.Arrears, t.Advance, t.RoundOff, t.Total, t.MinimumPayable, hist, replaces}
+			t.Current, t.Arrears, t.Advance, t.RoundOff, t.Total, t.MinimumPayable, lines, hist, replaces}
 		if c.UserID != 0 {
 			msgs = append(msgs, Notification{TenantID: run.TenantID, UserID: c.UserID, Event: EventBillIssued, DedupeKey: fmt.Sprintf("%s:%d", EventBillIssued, billIDs[k]),
 				Payload: map[string]any{"bill_id": billIDs[k], "number": number, "consumer_code": c.ConsumerCode, "period_from": is.Demand.Period.From.String(),
@@ -628,7 +632,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 	if err := copyRows(ctx, tx, "bills", []string{"id", "tenant_id", "connection_id", "demand_id", "bill_run_id", "number", "financial_year", "seq", "service",
 		"consumer_code", "consumer_user_id", "consumer_name", "property_id", "property_label", "meter_serial", "tariff_plan", "tariff_version", "currency",
 		"period_from", "period_to", "issue_date", "due_date", "previous_read_wh", "current_read_wh", "consumption_wh", "estimated",
-		"current_charges", "arrears", "advance", "round_off", "total", "minimum_payable", "usage_history", "replaces_bill_id"}, billRows); err != nil {
+		"current_charges", "arrears", "advance", "round_off", "total", "minimum_payable", "lines", "usage_history", "replaces_bill_id"}, billRows); err != nil {
 		return counts, err
 	}
 	if s.outbox != nil && len(msgs) > 0 {
@@ -699,3 +703,34 @@ func upper(s string) string {
 
 // day is a date as COPY writes it (binary date from UTC midnight).
 func day(d billing.Date) time.Time { return d.Start(time.UTC) }
+
+// lineJSON is a bill line as bills.lines stores it.
+type lineJSON struct {
+	Section     billing.BillSection `json:"section"`
+	Code        string              `json:"code"`
+	Description string              `json:"description"`
+	Quantity    *decimal.Decimal    `json:"quantity,omitempty"`
+	Unit        string              `json:"unit,omitempty"`
+	Rate        *decimal.Decimal    `json:"rate,omitempty"`
+	Amount      decimal.Decimal     `json:"amount"`
+}
+
+func toLineJSON(l billing.BillLine) lineJSON {
+	out := lineJSON{Section: l.Section, Code: l.Code, Description: l.Description, Unit: l.Unit, Amount: l.Amount}
+	if l.HasQuantity {
+		q, r := l.Quantity, l.Rate
+		out.Quantity, out.Rate = &q, &r
+	}
+	return out
+}
+
+func (l lineJSON) line() billing.BillLine {
+	out := billing.BillLine{Section: l.Section, Code: l.Code, Description: l.Description, Unit: l.Unit, Amount: l.Amount}
+	if l.Quantity != nil {
+		out.HasQuantity, out.Quantity = true, *l.Quantity
+		if l.Rate != nil {
+			out.Rate = *l.Rate
+		}
+	}
+	return out
+}

@@ -55,6 +55,7 @@ type LedgerDemand struct {
 	ImportWh     int64
 	Estimated    bool
 	LiveBillID   int64 // the bill presenting it, 0 if none
+	LiveBillRun  int64 // the run that issued that bill, 0 if none
 	Demand       billing.Demand
 	DetailIDs    []int64
 	Categories   []string
@@ -71,7 +72,7 @@ type queryer interface {
 // billing.Demand are the period's days at UTC midnight.
 func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.Period) (map[int64][]LedgerDemand, error) {
 	rows, err := q.Query(ctx, `SELECT d.id, d.connection_id, d.period_from::text, d.period_to::text, d.due_date::text, d.tariff_plan,
-			d.import_wh, d.estimated, coalesce(b.id, 0), dd.id, dd.tax_head, dd.category, dd.tax_amount, dd.collection_amount
+			d.import_wh, d.estimated, coalesce(b.id, 0), coalesce(b.bill_run_id, 0), dd.id, dd.tax_head, dd.category, dd.tax_amount, dd.collection_amount
 		FROM demands d
 		JOIN demand_details dd ON dd.demand_id = d.id
 		LEFT JOIN bills b ON b.demand_id = d.id AND b.status <> 'cancelled'
@@ -83,14 +84,14 @@ func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.P
 	}
 	out := make(map[int64][]LedgerDemand, len(connIDs))
 	var (
-		id, conn, bill, detID int64
-		from, to, due, plan   string
-		importWh              int64
-		estimated             bool
-		head, cat             string
-		taxAmount, collected  decimal.Decimal
+		id, conn, bill, billRun, detID int64
+		from, to, due, plan            string
+		importWh                       int64
+		estimated                      bool
+		head, cat                      string
+		taxAmount, collected           decimal.Decimal
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &conn, &from, &to, &due, &plan, &importWh, &estimated, &bill, &detID, &head, &cat, &taxAmount, &collected}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &conn, &from, &to, &due, &plan, &importWh, &estimated, &bill, &billRun, &detID, &head, &cat, &taxAmount, &collected}, func() error {
 		list := out[conn]
 		if n := len(list); n == 0 || list[n-1].ID != id {
 			p, err := parsePeriod(from, to)
@@ -101,7 +102,7 @@ func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.P
 			if err != nil {
 				return err
 			}
-			list = append(list, LedgerDemand{ID: id, ConnectionID: conn, Period: p, Due: dd, Plan: plan, ImportWh: importWh, Estimated: estimated, LiveBillID: bill,
+			list = append(list, LedgerDemand{ID: id, ConnectionID: conn, Period: p, Due: dd, Plan: plan, ImportWh: importWh, Estimated: estimated, LiveBillID: bill, LiveBillRun: billRun,
 				Demand: billing.Demand{From: p.From.Start(time.UTC), To: p.To.Start(time.UTC)}})
 		}
 		ld := &list[len(list)-1]

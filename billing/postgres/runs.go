@@ -406,20 +406,23 @@ func (s *Store) OpenDeadLetters(ctx context.Context) (map[[2]string]int, error) 
 
 // RecordFailure records that connection could not be billed by run, with
 // the reason, as an open dead letter (or another attempt of the open one),
-// and counts it in the run.
+// and counts it in the run, once per run: a resumed run that fails the
+// same connection again changes nothing.
 func (s *Store) RecordFailure(ctx context.Context, run Run, connID int64, reason string) error {
 	if len(reason) > 2000 {
 		reason = reason[:2000]
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO billing_dead_letters (tenant_id, service, connection_id, consumer_code, period_from, period_to, reason, first_run_id, last_run_id)
+		tag, err := tx.Exec(ctx, `INSERT INTO billing_dead_letters (tenant_id, service, connection_id, consumer_code, period_from, period_to, reason, first_run_id, last_run_id)
 			SELECT $1, $2, $3, coalesce((SELECT consumer_code FROM connections WHERE id = $3), ''), $4, $5, $6, $7, $7
 			ON CONFLICT (tenant_id, connection_id, period_from) WHERE resolved_at IS NULL
-			DO UPDATE SET reason = EXCLUDED.reason, attempts = billing_dead_letters.attempts + 1, last_run_id = EXCLUDED.last_run_id, last_failed_at = now()`,
-			run.TenantID, run.Service, connID, run.Period.From.String(), run.Period.To.String(), reason, run.ID); err != nil {
+			DO UPDATE SET reason = EXCLUDED.reason, attempts = billing_dead_letters.attempts + 1, last_run_id = EXCLUDED.last_run_id, last_failed_at = now()
+			WHERE billing_dead_letters.last_run_id <> EXCLUDED.last_run_id`,
+			run.TenantID, run.Service, connID, run.Period.From.String(), run.Period.To.String(), reason, run.ID)
+		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE bill_runs SET processed = processed + 1, failed = failed + 1, cursor = greatest(cursor, $2) WHERE id = $1`, run.ID, connID)
+		_, err = tx.Exec(ctx, `UPDATE bill_runs SET processed = processed + 1, failed = failed + 1 WHERE id = $1`, run.ID)
 		return err
 	})
 	if err != nil {
