@@ -198,3 +198,46 @@ func pgErrCode(err error) string {
 	}
 	return ""
 }
+
+// connection creates one electricity connection of the fixture's consumer.
+func (f *fixture) connection(code, plan, loadKW string) int64 {
+	f.t.Helper()
+	ctx := context.Background()
+	var prop, id int64
+	if err := f.pool.QueryRow(ctx, `INSERT INTO properties (tenant_id, user_id, label, address_enc) VALUES ($1, $2, 'Home', '\x00') RETURNING id`, f.tenant, f.user).Scan(&prop); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.pool.QueryRow(ctx, `INSERT INTO connections (tenant_id, property_id, service, consumer_code, status, tariff_plan, sanctioned_load_kw, connected_at)
+		VALUES ($1, $2, 'electricity', $3, 'active', $4, $5, '2024-01-01T00:00:00+05:30') RETURNING id`, f.tenant, prop, code, plan, loadKW).Scan(&id); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+// install puts a new meter on a connection from installed (to removed, if
+// not zero) with the registers read then (nil: not recorded).
+func (f *fixture) install(conn int64, serial string, installed, removed time.Time, initial, final *int64) int64 {
+	f.t.Helper()
+	ctx := context.Background()
+	var meter int64
+	if err := f.pool.QueryRow(ctx, `INSERT INTO meters (tenant_id, external_id, serial, model, protocol, installed_at) VALUES ($1, $2, $2, 'sdm120', 'mqtt', $3) RETURNING id`,
+		f.tenant, serial, installed).Scan(&meter); err != nil {
+		f.t.Fatal(err)
+	}
+	var rem, reason any
+	if !removed.IsZero() {
+		rem, reason = removed, "replaced"
+	}
+	f.exec(`INSERT INTO meter_installations (tenant_id, connection_id, meter_id, installed_at, removed_at, removal_reason, initial_import_wh, final_import_wh)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, f.tenant, conn, meter, installed, rem, reason, initial, final)
+	return meter
+}
+
+// bucket writes one rollup row.
+func (f *fixture) bucket(table string, meter int64, start, first, last time.Time, firstWh, lastWh int64) {
+	f.t.Helper()
+	f.exec(`INSERT INTO `+table+` (meter_id, bucket, first_ts, last_ts, first_import_wh, last_import_wh, import_delta_wh, power_samples, samples)
+		VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $6::bigint - $5::bigint, 1, 1)`, meter, start, first, last, firstWh, lastWh)
+}
+
+func readTestdata(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -1,0 +1,233 @@
+package billrun
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
+	"github.com/meterd/meterd/billing/postgres"
+)
+
+func i64(v int64) *int64 { return &v }
+
+// E11: a meter replaced mid-cycle; consumption of both meters is summed and
+// the slabs apply once: 145 + 180 kWh is 200 × 3 + 125 × 4.5 = 1162.50.
+func TestBillRunMeterReplacement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publish(store, "lt-domestic")
+	conn := f.connection("E-REPL", "lt-domestic", "2")
+	day := func(d int) time.Time { return time.Date(2024, 4, d, 0, 0, 0, 0, f.loc) }
+	swap := day(15).Add(10 * time.Hour)
+	old := f.install(conn, "OLD-1", day(1).AddDate(0, -1, 0), swap, i64(12_000_000), i64(12_345_000))
+	nu := f.install(conn, "NEW-1", swap, time.Time{}, i64(0), nil)
+	f.bucket("readings_daily", old, day(0), day(0).Add(time.Hour), day(0).Add(23*time.Hour), 12_190_000, 12_200_000)
+	for d := 1; d <= 14; d++ {
+		f.bucket("readings_daily", old, day(d), day(d).Add(time.Hour), day(d).Add(23*time.Hour), 12_200_000+int64(d-1)*10_000+100, 12_200_000+int64(d)*10_000)
+	}
+	f.bucket("readings_daily", old, day(15), day(15).Add(time.Hour), day(15).Add(9*time.Hour), 12_340_000, 12_343_000)
+	f.bucket("readings_daily", nu, day(15), day(15).Add(11*time.Hour), day(15).Add(23*time.Hour), 500, 6_000)
+	for d := 16; d <= 30; d++ {
+		f.bucket("readings_daily", nu, day(d), day(d).Add(time.Hour), day(d).Add(23*time.Hour), 6_000+int64(d-16)*11_600+10, 6_000+int64(d-15)*11_600)
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil)
+	if err != nil || done.Billed != 1 {
+		t.Fatalf("run %+v: %v", done, err)
+	}
+	b, err := store.Bill(ctx, f.tenant, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ConsumptionWh != 325_000 || b.Estimated || b.MeterSerial != "NEW-1" {
+		t.Errorf("consumption %d Wh estimated %v meter %s, want 325000, false, NEW-1", b.ConsumptionWh, b.Estimated, b.MeterSerial)
+	}
+	energy := decimal.Zero
+	for _, l := range b.Lines {
+		if l.Code == "energy" {
+			energy = energy.Add(l.Amount)
+		}
+	}
+	if !energy.Equal(dec("1162.50")) || !b.Totals.Total.Equal(dec("1263")) {
+		t.Errorf("energy %s total %s, want 1162.50 and 1263 (40 fixed, 60.13 duty, round-off)", energy, b.Totals.Total)
+	}
+	if *b.PreviousReadWh != 12_200_000 || *b.CurrentReadWh != 180_000 {
+		t.Errorf("reads %d → %d", *b.PreviousReadWh, *b.CurrentReadWh)
+	}
+}
+
+// Time of use from hourly rollups in the tenant's zone (half-hour offset).
+func TestBillRunTimeOfUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	doc := `{"tenant": "test-discom", "plan": "tou", "version": "2024", "effective_from": "2024-01-01", "currency": "INR",
+		"rounding": {"mode": "half_up", "places": 2},
+		"energy": {"kind": "time_of_use", "windows": [
+			{"name": "night", "from": "00:00", "to": "06:00"}, {"name": "day", "from": "06:00", "to": "17:00"},
+			{"name": "peak", "from": "17:00", "to": "21:00"}, {"name": "night", "from": "21:00", "to": "24:00"}],
+			"rates": {"day": "2.86", "peak": "3.30", "night": "2.26"}},
+		"round_off": {"places": 0, "mode": "half_ceiling"}}`
+	if _, err := store.PublishTariff(ctx, postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "tou", Document: []byte(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	conn := f.connection("E-TOU", "tou", "10")
+	start := time.Date(2024, 4, 1, 0, 0, 0, 0, f.loc)
+	meter := f.install(conn, "TOU-1", start.AddDate(0, -1, 0), time.Time{}, i64(0), nil)
+	reg := int64(1_000_000)
+	f.bucket("readings_daily", meter, start.AddDate(0, 0, -1), start.Add(-23*time.Hour), start.Add(-time.Minute), reg-1000, reg)
+	f.bucket("readings_hourly", meter, start.Add(-time.Hour), start.Add(-50*time.Minute), start.Add(-time.Minute), reg-100, reg)
+	for d := 0; d < 30; d++ {
+		dayStart := start.AddDate(0, 0, d)
+		first := reg
+		for h := 0; h < 24; h++ {
+			wh := int64(500)
+			switch {
+			case h >= 6 && h < 17:
+				wh = 1000
+			case h >= 17 && h < 21:
+				wh = 2000
+			}
+			hs := dayStart.Add(time.Duration(h) * time.Hour)
+			f.bucket("readings_hourly", meter, hs, hs.Add(time.Minute), hs.Add(59*time.Minute), reg, reg+wh)
+			reg += wh
+		}
+		f.bucket("readings_daily", meter, dayStart, dayStart.Add(time.Minute), dayStart.Add(24*time.Hour-time.Minute), first, reg)
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil)
+	if err != nil || done.Billed != 1 {
+		t.Fatalf("run %+v: %v", done, err)
+	}
+	b, err := store.Bill(ctx, f.tenant, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 days × (11 h × 1 + 4 h × 2 + 9 h × 0.5) kWh: day 330, peak 240, night 135.
+	want := map[string]string{"330": "943.80", "240": "792.00", "135": "305.10"}
+	for _, l := range b.Lines {
+		if l.Code != "energy" {
+			continue
+		}
+		if w, ok := want[l.Quantity.String()]; !ok || !l.Amount.Equal(dec(w)) {
+			t.Errorf("line %s: %s kWh → %s", l.Description, l.Quantity, l.Amount)
+		}
+		delete(want, l.Quantity.String())
+	}
+	if len(want) != 0 || !b.Totals.Total.Equal(dec("2041")) {
+		t.Errorf("missing windows %v; total %s, want 2041", want, b.Totals.Total)
+	}
+}
+
+// Tariff versions are validated on publish (errors name the field),
+// conflict on a second version for the same date, and refuse a document of
+// another tenant or plan.
+func TestPublishTariff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publish(store, "lt-domestic")
+	doc := []byte(`{"tenant": "test-discom", "plan": "lt-domestic", "version": "v", "effective_from": "2024-04-01", "currency": "INR",
+		"rounding": {"mode": "half_up", "places": 2}, "energy": {"kind": "flat", "rate": "3"}}`)
+	tests := []struct {
+		name     string
+		give     postgres.Publish
+		wantErr  error
+		wantPath string
+	}{
+		{"same date again", postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "lt-domestic", Document: doc}, billing.ErrConflict, ""},
+		{"other plan", postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "other", Document: doc}, billing.ErrInvalidInput, "plan"},
+		{"invalid slab", postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "bad", Document: []byte(`{"tenant": "test-discom", "plan": "bad",
+			"version": "v", "effective_from": "2024-04-01", "currency": "INR", "rounding": {"mode": "half_up", "places": 2},
+			"energy": {"kind": "telescopic", "slabs": [{"upto_kwh": 100, "rate": "-1"}]}}`)}, billing.ErrInvalidInput, "energy.slabs"},
+		{"other tenant", postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "x", Document: []byte(`{"tenant": "elsewhere", "plan": "x",
+			"version": "v", "effective_from": "2024-04-01", "currency": "INR", "rounding": {"mode": "half_up", "places": 2}, "energy": {"kind": "flat", "rate": "3"}}`)},
+			billing.ErrInvalidInput, "tenant"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := store.PublishTariff(ctx, tt.give)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			var ve *billing.ValidationError
+			if tt.wantPath != "" {
+				if !errors.As(err, &ve) || len(ve.Fields) == 0 || len(ve.Fields[0].Path) < len(tt.wantPath) || ve.Fields[0].Path[:len(tt.wantPath)] != tt.wantPath {
+					t.Errorf("err = %v, want a field error at %s", err, tt.wantPath)
+				}
+			}
+		})
+	}
+	list, err := store.Tariffs(ctx, f.tenant, "electricity", "")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("tariffs = %+v, %v", list, err)
+	}
+	v, err := store.TariffDocument(ctx, f.tenant, list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := readTestdata("testdata/tariff.json")
+	if string(v.Document) != string(raw) {
+		t.Errorf("stored document is not verbatim")
+	}
+}
+
+// The scheduler starts a run on the generation day in the tenant's zone
+// for the cycle that just ended, once.
+func TestSchedule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	st := postgres.DefaultSettings(f.tenant, "electricity")
+	st.Cycle, st.GenerationDay, st.Scheduled = billing.CycleQuarterly, 4, true
+	if err := store.PutSettings(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		now  time.Time
+		want string // period of the created run, "" for none
+	}{
+		{"not the day", time.Date(2024, 4, 5, 6, 0, 0, 0, time.UTC), ""},
+		{"the day, not a quarter month", time.Date(2024, 5, 4, 6, 0, 0, 0, time.UTC), ""},
+		{"the day in the tenant's zone (3 April 19:00 UTC is 4 April 00:30 IST)", time.Date(2024, 4, 3, 19, 0, 0, 0, time.UTC), "2024-01-01..2024-03-31"},
+		{"again the same day", time.Date(2024, 4, 4, 8, 0, 0, 0, time.UTC), ""},
+		{"next quarter", time.Date(2024, 7, 4, 8, 0, 0, 0, time.UTC), "2024-04-01..2024-06-30"},
+	}
+	for _, tt := range tests {
+		runs, err := runner.Schedule(ctx, tt.now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(runs) == 1 {
+			got = runs[0].Period.String()
+		}
+		if len(runs) > 1 || got != tt.want {
+			t.Errorf("%s: runs %+v, want period %q", tt.name, runs, tt.want)
+		}
+	}
+}
