@@ -53,7 +53,10 @@ type stack struct {
 // newStack starts the API against a fresh database. Password hashing uses
 // cheap argon2 parameters (the production ones are benchmarked in
 // api/account); rate limits are raised so tests can log in often.
-func newStack(t testing.TB) *stack {
+func newStack(t testing.TB) *stack { return newStackWith(t, nil) }
+
+// newStackWith is newStack with the account configuration adjusted.
+func newStackWith(t testing.TB, tweak func(*account.Config)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	pool := schematest.New(t)
@@ -64,8 +67,11 @@ func newStack(t testing.TB) *stack {
 	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
 	must(t, err)
 	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring, account.Config{
-		DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
+	cfg := account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring, cfg)
 	must(t, err)
 	desk, err := support.New(supportpg.New(pool), support.Config{})
 	must(t, err)

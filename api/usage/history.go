@@ -77,7 +77,7 @@ func (s *Service) History(ctx context.Context, scope account.Scope, q HistoryQue
 			return Series{}, v.Err()
 		}
 	}
-	spans, err := s.store.Spans(ctx, scope, q.MeterID, q.ConnectionID)
+	spans, err := s.store.History(ctx, scope, q.MeterID, q.ConnectionID, q.Granularity, from, to, loc)
 	if err != nil {
 		return Series{}, err
 	}
@@ -96,24 +96,7 @@ func (s *Service) History(ctx context.Context, scope account.Scope, q HistoryQue
 		if !slices.Contains(ser.MeterIDs, sp.MeterID) {
 			ser.MeterIDs = append(ser.MeterIDs, sp.MeterID)
 		}
-		lo, hi := from, to
-		if sp.From.After(lo) {
-			lo = truncate(sp.From, q.Granularity, loc)
-		}
-		if !sp.To.IsZero() && sp.To.Before(hi) {
-			hi = sp.To
-		}
-		if !lo.Before(hi) {
-			continue
-		}
-		floor := time.Time{}
-		if !sp.From.IsZero() {
-			floor = truncate(sp.From, Hour, loc)
-		}
-		prev, buckets, err := s.store.Buckets(ctx, sp.MeterID, q.Granularity, floor, lo, hi)
-		if err != nil {
-			return Series{}, err
-		}
+		prev, buckets := sp.Prev, sp.Buckets
 		maxW := s.cfg.DefaultMaxPowerW
 		if sp.SanctionedLoadKW > 0 {
 			maxW = sp.SanctionedLoadKW * 1000 * s.cfg.LoadMargin

@@ -14,15 +14,16 @@ type Store interface {
 	// scope the meters installed now on the owner's connections, for staff
 	// every meter of the tenant; narrowed by f, ordered by meter id.
 	Live(ctx context.Context, scope account.Scope, f LiveFilter, p account.Page) ([]Live, error)
-	// Spans returns what a history request may read: a connection's
-	// installations; a meter's installations on the owner's connections
-	// for an owned scope; one unbounded span of the meter for staff.
-	// ErrNotFound when nothing is in scope.
-	Spans(ctx context.Context, scope account.Scope, meterID, connectionID int64) ([]Span, error)
-	// Buckets returns a meter's rollup buckets (hourly for Hour, daily
-	// otherwise) starting in [from, to), in order, and the newest bucket
-	// starting in [floor, from), if any, for the step into the first one.
-	Buckets(ctx context.Context, meterID int64, g Granularity, floor, from, to time.Time) (*Bucket, []Bucket, error)
+	// History returns, in one round trip, the spans a history request may
+	// read (a connection's installations; a meter's installations on the
+	// owner's connections for an owned scope; one unbounded span of the
+	// meter for staff), each with its rollup buckets (hourly for Hour,
+	// daily otherwise) that start in [from, to) within the span, in order,
+	// and the newest earlier bucket within the span (for the step into the
+	// first one). Span bounds are aligned to the buckets in loc. A
+	// connection in scope without a meter has no spans; ErrNotFound when
+	// nothing is in scope.
+	History(ctx context.Context, scope account.Scope, meterID, connectionID int64, g Granularity, from, to time.Time, loc *time.Location) ([]SpanBuckets, error)
 	// RollupTimeZone is the zone the rollup buckets follow.
 	RollupTimeZone(ctx context.Context) (*time.Location, error)
 	// EntryTarget resolves the meter a manual reading at at is for: the

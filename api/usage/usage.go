@@ -96,6 +96,13 @@ type Span struct {
 	SanctionedLoadKW float64 // 0 when unknown
 }
 
+// SpanBuckets is a span with its buckets for a history request.
+type SpanBuckets struct {
+	Span
+	Prev    *Bucket
+	Buckets []Bucket
+}
+
 // Point is one bucket of a history series.
 type Point struct {
 	Start         time.Time

@@ -45,8 +45,13 @@ func (s *Store) PutReminder(ctx context.Context, r account.Reminder, e audit.Ent
 
 // ListReminders implements account.Store.
 func (s *Store) ListReminders(ctx context.Context, scope account.Scope) ([]account.Reminder, error) {
+	var w where
+	w.add("tenant_id = ?", scope.TenantID)
+	if scope.UserID != 0 {
+		w.add("user_id = ?", scope.UserID)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, user_id, coalesce(bill_id, 0), days_before, channel, enabled, updated_at
-		FROM reminder_preferences WHERE tenant_id = $1 AND ($2 = 0 OR user_id = $2) ORDER BY id LIMIT 500`, scope.TenantID, scope.UserID)
+		FROM reminder_preferences WHERE `+w.String()+` ORDER BY id LIMIT 500`, w.args...)
 	if err != nil {
 		return nil, translate(err, "list reminders")
 	}

@@ -71,37 +71,47 @@ func collectConnections(rows pgx.Rows) ([]account.Connection, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (account.Connection, error) { return scanConnection(r) })
 }
 
-// ListProperties implements account.Store.
+// ListProperties implements account.Store: the page of properties and
+// their connections in one round trip (a pipelined batch of two queries
+// over the same conditions).
 func (s *Store) ListProperties(ctx context.Context, scope account.Scope, ownerID int64, p account.Page) ([]account.SealedProperty, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, user_id, label, address_enc, created_at FROM properties
-		WHERE tenant_id = $1 AND ($2 = 0 OR user_id = $2) AND ($3 = 0 OR user_id = $3) AND id > $4
-		ORDER BY id LIMIT $5`, scope.TenantID, scope.UserID, ownerID, p.After, p.Limit)
-	if err != nil {
+	var w where
+	w.add("tenant_id = ?", scope.TenantID)
+	if scope.UserID != 0 {
+		w.add("user_id = ?", scope.UserID)
+	}
+	if ownerID != 0 {
+		w.add("user_id = ?", ownerID)
+	}
+	w.add("id > ?", p.After)
+	page := `SELECT id, tenant_id, user_id, label, address_enc, created_at FROM properties
+		WHERE ` + w.String() + ` ORDER BY id LIMIT ` + w.next(p.Limit)
+	var props []account.SealedProperty
+	var conns []account.Connection
+	batch := &pgx.Batch{}
+	batch.Queue(page, w.args...).Query(func(rows pgx.Rows) error {
+		var err error
+		props, err = pgx.CollectRows(rows, scanProperty)
+		return err
+	})
+	batch.Queue(connectionSelect+` WHERE c.property_id IN (SELECT id FROM (`+page+`) pg) ORDER BY c.id`, w.args...).Query(func(rows pgx.Rows) error {
+		var err error
+		conns, err = collectConnections(rows)
+		return err
+	})
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, translate(err, "list properties")
-	}
-	props, err := pgx.CollectRows(rows, scanProperty)
-	if err != nil || len(props) == 0 {
-		return props, translate(err, "list properties")
-	}
-	ids := make([]int64, len(props))
-	for i, p := range props {
-		ids[i] = p.ID
-	}
-	rows, err = s.pool.Query(ctx, connectionSelect+` WHERE c.property_id = ANY($1) ORDER BY c.id`, ids)
-	if err != nil {
-		return nil, translate(err, "list connections")
-	}
-	conns, err := collectConnections(rows)
-	if err != nil {
-		return nil, translate(err, "list connections")
 	}
 	byProp := map[int64]int{}
 	for i, p := range props {
 		byProp[p.ID] = i
 	}
 	for _, c := range conns {
-		i := byProp[c.PropertyID]
-		props[i].Connections = append(props[i].Connections, c)
+		// A property created between the two statements may show up in
+		// the second only; it is on the next page.
+		if i, ok := byProp[c.PropertyID]; ok {
+			props[i].Connections = append(props[i].Connections, c)
+		}
 	}
 	return props, nil
 }

@@ -83,9 +83,13 @@ func (s *Store) UserByID(ctx context.Context, tenantID, userID int64) (account.U
 
 // ListUsers implements account.Store.
 func (s *Store) ListUsers(ctx context.Context, tenantID int64, role account.Role, p account.Page) ([]account.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u
-		WHERE u.tenant_id = $1 AND ($2 = '' OR u.role = $2) AND u.id > $3 ORDER BY u.id LIMIT $4`,
-		tenantID, string(role), p.After, p.Limit)
+	var w where
+	w.add("u.tenant_id = ?", tenantID)
+	if role != "" {
+		w.add("u.role = ?", string(role))
+	}
+	w.add("u.id > ?", p.After)
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u WHERE `+w.String()+` ORDER BY u.id LIMIT `+w.next(p.Limit), w.args...)
 	if err != nil {
 		return nil, translate(err, "list users")
 	}

@@ -101,14 +101,23 @@ type Filter struct {
 
 // List returns the newest entries matching f, newest first.
 func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]audit.Entry, error) {
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	if f.EntityType != "" {
+		w.add("entity_type = ?", f.EntityType)
+	}
+	if f.EntityID != "" {
+		w.add("entity_id = ?", f.EntityID)
+	}
+	if f.ActorID != 0 {
+		w.add("actor_user_id = ?", f.ActorID)
+	}
+	if f.BeforeID != 0 {
+		w.add("id < ?", f.BeforeID)
+	}
 	rows, err := pool.Query(ctx, `SELECT id, coalesce(tenant_id, 0), at, coalesce(actor_user_id, 0), actor_role,
 			action, entity_type, entity_id, before, after, coalesce(host(address), ''), request_id
-		FROM audit_log
-		WHERE tenant_id = $1
-		  AND ($2 = '' OR entity_type = $2) AND ($3 = '' OR entity_id = $3)
-		  AND ($4 = 0 OR actor_user_id = $4) AND ($5 = 0 OR id < $5)
-		ORDER BY id DESC LIMIT $6`,
-		f.TenantID, f.EntityType, f.EntityID, f.ActorID, f.BeforeID, f.Limit)
+		FROM audit_log WHERE `+w.String()+` ORDER BY id DESC LIMIT `+w.next(f.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}

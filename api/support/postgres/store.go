@@ -282,10 +282,24 @@ func (s *Store) Ticket(ctx context.Context, scope account.Scope, id int64) (supp
 // ListTickets implements support.Store: newest first; Page.After is the
 // smallest id of the previous page.
 func (s *Store) ListTickets(ctx context.Context, scope account.Scope, f support.Filter, p account.Page) ([]support.Ticket, error) {
-	rows, err := s.pool.Query(ctx, ticketSelect+` WHERE t.tenant_id = $1 AND ($2 = 0 OR t.user_id = $2)
-		AND ($3 = '' OR t.status = $3) AND ($4 = 0 OR t.assigned_staff_id = $4) AND (NOT $5 OR t.awaiting_staff)
-		AND ($6 = 0 OR t.id < $6)
-		ORDER BY t.id DESC LIMIT $7`, scope.TenantID, scope.UserID, string(f.Status), f.AssigneeID, f.Queued, p.After, p.Limit)
+	var w where
+	w.add("t.tenant_id = ?", scope.TenantID)
+	if scope.UserID != 0 {
+		w.add("t.user_id = ?", scope.UserID)
+	}
+	if f.Status != "" {
+		w.add("t.status = ?", string(f.Status))
+	}
+	if f.AssigneeID != 0 {
+		w.add("t.assigned_staff_id = ?", f.AssigneeID)
+	}
+	if f.Queued {
+		w.conds = append(w.conds, "t.awaiting_staff")
+	}
+	if p.After != 0 {
+		w.add("t.id < ?", p.After)
+	}
+	rows, err := s.pool.Query(ctx, ticketSelect+` WHERE `+w.String()+` ORDER BY t.id DESC LIMIT `+w.next(p.Limit), w.args...)
 	if err != nil {
 		return nil, wrap(err, "list tickets")
 	}

@@ -46,20 +46,35 @@ func sourceName(s int16) string { return meter.Source(s).String() }
 
 // Live implements usage.Store.
 func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilter, p account.Page) ([]usage.Live, error) {
-	owned := scope.UserID
+	var w where
+	w.add("m.tenant_id = ?", scope.TenantID)
+	// A consumer's meters are found from their properties (index on
+	// properties.user_id), staff's from the tenant's meters.
+	from := `meters m
+		LEFT JOIN meter_installations i ON i.meter_id = m.id AND i.removed_at IS NULL
+		LEFT JOIN connections c ON c.id = i.connection_id
+		LEFT JOIN properties pr ON pr.id = c.property_id`
+	if scope.UserID != 0 {
+		from = `properties pr
+		JOIN connections c ON c.property_id = pr.id AND c.status <> 'closed'
+		JOIN meter_installations i ON i.connection_id = c.id AND i.removed_at IS NULL
+		JOIN meters m ON m.id = i.meter_id`
+		w.add("pr.user_id = ?", scope.UserID)
+	}
+	if f.MeterID != 0 {
+		w.add("m.id = ?", f.MeterID)
+	}
+	if f.ConnectionID != 0 {
+		w.add("c.id = ?", f.ConnectionID)
+	}
+	w.add("m.id > ?", p.After)
 	rows, err := s.pool.Query(ctx, `SELECT m.id, m.external_id, m.serial, m.protocol, m.expected_interval,
 			coalesce(c.id, 0), coalesce(c.property_id, 0), coalesce(c.consumer_code, ''),
 			l.ts, l.received_at, l.last_seen, l.import_wh, l.export_wh, l.power_w, l.voltage_v, l.current_a,
 			l.frequency_hz, l.power_factor, l.source
-		FROM meters m
-		LEFT JOIN meter_installations i ON i.meter_id = m.id AND i.removed_at IS NULL
-		LEFT JOIN connections c ON c.id = i.connection_id
-		LEFT JOIN properties pr ON pr.id = c.property_id
+		FROM `+from+`
 		LEFT JOIN meter_latest l ON l.meter_id = m.id
-		WHERE m.tenant_id = $1
-		  AND ($2 = 0 OR (pr.user_id = $2 AND c.status <> 'closed'))
-		  AND ($3 = 0 OR m.id = $3) AND ($4 = 0 OR c.id = $4) AND m.id > $5
-		ORDER BY m.id LIMIT $6`, scope.TenantID, owned, f.MeterID, f.ConnectionID, p.After, p.Limit)
+		WHERE `+w.String()+` ORDER BY m.id LIMIT `+w.next(p.Limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: live usage: %w", usage.ErrDataAccess, err)
 	}
@@ -96,98 +111,132 @@ func f64(p *float32) *float64 {
 	return &v
 }
 
-// Spans implements usage.Store.
-func (s *Store) Spans(ctx context.Context, scope account.Scope, meterID, connectionID int64) ([]usage.Span, error) {
+// History implements usage.Store: the spans and their buckets in one
+// query, each span's buckets read from the rollup by its primary key.
+func (s *Store) History(ctx context.Context, scope account.Scope, meterID, connectionID int64, g usage.Granularity, from, to time.Time, loc *time.Location) ([]usage.SpanBuckets, error) {
+	table, unit := "readings_daily", "day"
+	if g == usage.Hour {
+		table, unit = "readings_hourly", "hour"
+	}
+	var spans string
+	var w *where
 	if connectionID == 0 && !scope.Owned() {
 		// Staff asking for a meter: its whole history.
-		var ok bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meters WHERE tenant_id = $1 AND id = $2)`, scope.TenantID, meterID).Scan(&ok); err != nil {
-			return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
-		}
-		if !ok {
-			return nil, usage.ErrNotFound
-		}
-		return []usage.Span{{MeterID: meterID}}, nil
+		w = &where{}
+		w.add("m.tenant_id = ?", scope.TenantID)
+		w.add("m.id = ?", meterID)
+		spans = `SELECT m.id AS meter_id, 0::bigint AS connection_id, NULL::timestamptz AS installed_at,
+				NULL::timestamptz AS removed_at, NULL::bigint AS initial_import_wh, 0::float8 AS load
+			FROM meters m WHERE ` + w.String()
+	} else {
+		w = installationScope(scope, meterID, connectionID)
+		spans = `SELECT i.meter_id, i.connection_id, i.installed_at, i.removed_at, i.initial_import_wh,
+				coalesce(c.sanctioned_load_kw, 0)::float8 AS load
+			FROM meter_installations i
+			JOIN connections c ON c.id = i.connection_id
+			JOIN properties p ON p.id = c.property_id
+			WHERE ` + w.String()
 	}
-	rows, err := s.pool.Query(ctx, `SELECT i.meter_id, i.connection_id, i.installed_at, i.removed_at, i.initial_import_wh,
-			coalesce(c.sanctioned_load_kw, 0)::float8
-		FROM meter_installations i
-		JOIN connections c ON c.id = i.connection_id
-		JOIN properties p ON p.id = c.property_id
-		WHERE i.tenant_id = $1 AND ($2 = 0 OR p.user_id = $2) AND ($3 = 0 OR i.meter_id = $3) AND ($4 = 0 OR i.connection_id = $4)
-		ORDER BY i.installed_at`, scope.TenantID, scope.UserID, meterID, connectionID)
+	pFrom, pTo, pTZ := w.next(from), w.next(to), w.next(loc.String())
+	cols := `bucket, first_ts, last_ts, first_import_wh, last_import_wh, last_export_wh, import_delta_wh, export_delta_wh,
+		max_power_w, power_sum_w, power_samples, samples`
+	lo := `greatest(` + pFrom + `::timestamptz, date_trunc('` + unit + `', coalesce(s.installed_at, '-infinity'), ` + pTZ + `))`
+	q := `WITH s AS (` + spans + `)
+		SELECT s.meter_id, s.connection_id, s.installed_at, s.removed_at, s.initial_import_wh, s.load, b.*
+		FROM s LEFT JOIN LATERAL (
+			(SELECT true AS is_prev, ` + cols + ` FROM ` + table + ` r
+				WHERE r.meter_id = s.meter_id AND r.bucket >= date_trunc('hour', coalesce(s.installed_at, '-infinity'), ` + pTZ + `) AND r.bucket < ` + lo + `
+				ORDER BY r.bucket DESC LIMIT 1)
+			UNION ALL
+			(SELECT false, ` + cols + ` FROM ` + table + ` r
+				WHERE r.meter_id = s.meter_id AND r.bucket >= ` + lo + `
+				  AND r.bucket < least(` + pTo + `::timestamptz, coalesce(s.removed_at, 'infinity'))
+				ORDER BY r.bucket)
+		) b ON true
+		ORDER BY s.installed_at NULLS FIRST, s.meter_id, b.is_prev DESC NULLS LAST, b.bucket`
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
+		return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
 	}
-	spans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (usage.Span, error) {
+	defer rows.Close()
+	var out []usage.SpanBuckets
+	for rows.Next() {
 		var sp usage.Span
-		var to *time.Time
-		err := r.Scan(&sp.MeterID, &sp.ConnectionID, &sp.From, &to, &sp.InitialImportWh, &sp.SanctionedLoadKW)
+		var since, to *time.Time
+		var isPrev *bool
+		var b usage.Bucket
+		var start, first, last *time.Time
+		var maxP *float32
+		var samples, powerSamples *int64
+		if err := rows.Scan(&sp.MeterID, &sp.ConnectionID, &since, &to, &sp.InitialImportWh, &sp.SanctionedLoadKW,
+			&isPrev, &start, &first, &last, &b.FirstImportWh, &b.LastImportWh, &b.LastExportWh, &b.ImportDeltaWh,
+			&b.ExportDeltaWh, &maxP, &b.PowerSumW, &powerSamples, &samples); err != nil {
+			return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
+		}
 		if to != nil {
 			sp.To = *to
 		}
-		return sp, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
-	}
-	if len(spans) == 0 {
-		if connectionID != 0 {
-			// A connection in scope without a meter has an empty history.
-			var ok bool
-			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections c JOIN properties p ON p.id = c.property_id
-				WHERE c.tenant_id = $1 AND c.id = $2 AND ($3 = 0 OR p.user_id = $3))`, scope.TenantID, connectionID, scope.UserID).Scan(&ok); err != nil {
-				return nil, fmt.Errorf("%w: spans: %w", usage.ErrDataAccess, err)
-			}
-			if ok {
-				return nil, nil
-			}
+		if since != nil {
+			sp.From = *since
 		}
-		return nil, usage.ErrNotFound
-	}
-	return spans, nil
-}
-
-const bucketColumns = `bucket, first_ts, last_ts, first_import_wh, last_import_wh, last_export_wh, import_delta_wh, export_delta_wh,
-	max_power_w, power_sum_w, power_samples, samples`
-
-// Buckets implements usage.Store.
-func (s *Store) Buckets(ctx context.Context, meterID int64, g usage.Granularity, floor, from, to time.Time) (*usage.Bucket, []usage.Bucket, error) {
-	table := "readings_daily"
-	if g == usage.Hour {
-		table = "readings_hourly"
-	}
-	rows, err := s.pool.Query(ctx, `(SELECT `+bucketColumns+`, true FROM `+table+`
-			WHERE meter_id = $1 AND bucket < $3 AND bucket >= $2 ORDER BY bucket DESC LIMIT 1)
-		UNION ALL
-		(SELECT `+bucketColumns+`, false FROM `+table+` WHERE meter_id = $1 AND bucket >= $3 AND bucket < $4 ORDER BY bucket)`,
-		meterID, floor, from, to)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
-	}
-	var prev *usage.Bucket
-	var list []usage.Bucket
-	for rows.Next() {
-		var b usage.Bucket
-		var maxP *float32
-		var isPrev bool
-		if err := rows.Scan(&b.Start, &b.FirstTime, &b.LastTime, &b.FirstImportWh, &b.LastImportWh, &b.LastExportWh,
-			&b.ImportDeltaWh, &b.ExportDeltaWh, &maxP, &b.PowerSumW, &b.PowerSamples, &b.Samples, &isPrev); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
+		if n := len(out); n == 0 || out[n-1].MeterID != sp.MeterID || !out[n-1].From.Equal(sp.From) {
+			out = append(out, usage.SpanBuckets{Span: sp})
 		}
+		if isPrev == nil {
+			continue // a span without buckets
+		}
+		b.Start, b.FirstTime, b.LastTime = *start, *first, *last
 		b.MaxPowerW = f64(maxP)
-		if isPrev {
+		b.PowerSamples, b.Samples = *powerSamples, *samples
+		cur := &out[len(out)-1]
+		if *isPrev {
 			bb := b
-			prev = &bb
+			cur.Prev = &bb
 		} else {
-			list = append(list, b)
+			cur.Buckets = append(cur.Buckets, b)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%w: buckets: %w", usage.ErrDataAccess, err)
+		return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
 	}
-	return prev, list, nil
+	if len(out) > 0 {
+		return out, nil
+	}
+	if connectionID != 0 {
+		// A connection in scope without a meter has an empty history.
+		var w where
+		w.add("c.tenant_id = ?", scope.TenantID)
+		w.add("c.id = ?", connectionID)
+		if scope.Owned() {
+			w.add("p.user_id = ?", scope.UserID)
+		}
+		var ok bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections c JOIN properties p ON p.id = c.property_id WHERE `+w.String()+`)`,
+			w.args...).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
+		}
+		if ok {
+			return nil, nil
+		}
+	}
+	return nil, usage.ErrNotFound
+}
+
+// installationScope selects the installations of a meter or connection
+// (one of them set) that scope reaches.
+func installationScope(scope account.Scope, meterID, connectionID int64) *where {
+	w := &where{}
+	w.add("i.tenant_id = ?", scope.TenantID)
+	if scope.UserID != 0 {
+		w.add("p.user_id = ?", scope.UserID)
+	}
+	if meterID != 0 {
+		w.add("i.meter_id = ?", meterID)
+	}
+	if connectionID != 0 {
+		w.add("i.connection_id = ?", connectionID)
+	}
+	return w
 }
 
 // RollupTimeZone implements usage.Store.
@@ -211,13 +260,14 @@ func (s *Store) RollupTimeZone(ctx context.Context) (*time.Location, error) {
 // EntryTarget implements usage.Store.
 func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, connectionID int64, at time.Time) (usage.Target, error) {
 	var t usage.Target
+	w := installationScope(scope, meterID, connectionID)
+	w.add("i.installed_at <= ?", at)
+	w.add("(i.removed_at IS NULL OR i.removed_at > ?)", at)
 	err := s.pool.QueryRow(ctx, `SELECT i.meter_id, i.connection_id, coalesce(c.sanctioned_load_kw, 0)::float8, i.installed_at
 		FROM meter_installations i
 		JOIN connections c ON c.id = i.connection_id
 		JOIN properties p ON p.id = c.property_id
-		WHERE i.tenant_id = $1 AND ($2 = 0 OR p.user_id = $2) AND ($3 = 0 OR i.meter_id = $3) AND ($4 = 0 OR i.connection_id = $4)
-		  AND i.installed_at <= $5 AND (i.removed_at IS NULL OR i.removed_at > $5)
-		ORDER BY i.installed_at DESC LIMIT 1`, scope.TenantID, scope.UserID, meterID, connectionID, at).
+		WHERE `+w.String()+` ORDER BY i.installed_at DESC LIMIT 1`, w.args...).
 		Scan(&t.MeterID, &t.ConnectionID, &t.SanctionedLoadKW, &t.InstalledAt)
 	if err == nil {
 		return t, nil

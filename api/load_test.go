@@ -1,0 +1,126 @@
+package api_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/meterd/meterd/api/account"
+)
+
+// The load run's length and rate. `make bench` runs the default 10 s; the
+// documented 60 s run is
+//
+//	go test -run '^$' -bench APIMixedReadLoad -benchtime 1x ./api/ -args -load.duration=60s
+var (
+	loadDuration = flag.Duration("load.duration", 10*time.Second, "length of the mixed read load in BenchmarkAPIMixedReadLoad")
+	loadRate     = flag.Int("load.rate", 1000, "requests per second of the mixed read load")
+)
+
+// BenchmarkAPIMixedReadLoad drives the API with a constant-rate mixed read
+// load (vegeta as a library) on this machine, everything sharing its cores:
+// the Fiber server, PostgreSQL and the load generator. The mix is the
+// consumer and staff reads that exist today: usage history (daily over 30
+// days and hourly over 2 days, from the rollups), latest usage, properties
+// with connections and meters, profiles (sealed contact details opened),
+// tickets, and a staff meter list; every request carries a JWT checked
+// against its session (cached for 10 s as in production). The bill list
+// and detail join the mix once billing serves them.
+//
+// It reports vegeta's own text report and, as metrics, the latency
+// percentiles, the success ratio and the p99 of a baseline measured in the
+// same run: GET /healthz (no auth, no database) at the same rate for a
+// fifth of the time.
+func BenchmarkAPIMixedReadLoad(b *testing.B) {
+	s := newStackWith(b, func(c *account.Config) { c.SessionCheckTTL = 10 * time.Second })
+	const consumers = 40
+	official := s.staffUser("demo", "official@bench.example.com", account.RoleOfficial, account.DepartmentMetering)
+	agent := s.staffUser("demo", "agent@bench.example.com", account.RoleSupport, "")
+	want(b, s.do("PUT", "/api/support/staff/me", agent.Token, map[string]any{"skills": []string{"billing"}, "available": true}), 200, "")
+	now := time.Now().UTC().Truncate(time.Hour)
+	var targets []vegeta.Target
+	for i := 0; i < consumers; i++ {
+		u := s.register("demo", fmt.Sprintf("c%d@bench.example.com", i), fmt.Sprintf("Consumer %d", i))
+		want(b, s.do("PUT", "/api/user-profiles", u.Token, map[string]any{"name": "Consumer", "phone": "+91 98000 00000",
+			"address": map[string]any{"line1": "1 Bench Road", "city": "Pune", "postal_code": "411001"}}), 200, "")
+		r := s.do("POST", "/api/meters", official.Token, map[string]any{"external_id": fmt.Sprintf("b-%d", i), "serial": fmt.Sprintf("B-%d", i), "model": "sdm120", "protocol": "mqtt"})
+		want(b, r, 201, "")
+		meter := num(r.JSON(b)["meter"].(map[string]any)["id"])
+		r = s.do("POST", "/api/users/properties", u.Token, map[string]any{"address": map[string]any{"line1": "1 Bench Road", "city": "Pune", "postal_code": "411001"},
+			"meter_number": fmt.Sprintf("B-%d", i), "tariff_plan": "domestic", "sanctioned_load_kw": "5"})
+		want(b, r, 201, "")
+		conn := num(r.JSON(b)["connections"].([]any)[0].(map[string]any)["id"])
+		_, err := s.pool.Exec(b.Context(), `UPDATE meter_installations SET installed_at = $1 WHERE connection_id = $2`, now.AddDate(0, 0, -40), conn)
+		must(b, err)
+		s.readings(meter, now.AddDate(0, 0, -31), 31*24, time.Hour, 5_000_000, 350)
+		if r := s.do("POST", "/api/tickets", u.Token, map[string]any{"category": "billing", "description": "Please explain the fixed charge."}); r.Status != 201 && r.Status != 202 {
+			b.Fatalf("ticket: %d %s", r.Status, r.Body)
+		}
+		h := http.Header{"Authorization": {"Bearer " + u.Token}}
+		get := func(path string) vegeta.Target { return vegeta.Target{Method: "GET", URL: s.base + path, Header: h} }
+		from := url.QueryEscape(now.AddDate(0, 0, -30).Format(time.RFC3339))
+		targets = append(targets,
+			get(fmt.Sprintf("/api/usage-data/history?connection_id=%d&granularity=day&from=%s", conn, from)),
+			get(fmt.Sprintf("/api/usage-data/history?connection_id=%d&granularity=hour", conn)),
+			get(fmt.Sprintf("/api/usage-data/history?connection_id=%d&granularity=day&from=%s", conn, from)),
+			get("/api/usage-data"),
+			get("/api/users/properties"),
+			get("/api/user-profiles"),
+			get("/api/tickets"),
+		)
+		if i%4 == 0 {
+			targets = append(targets, vegeta.Target{Method: "GET", URL: s.base + "/api/meters?limit=50", Header: http.Header{"Authorization": {"Bearer " + official.Token}}})
+		}
+	}
+	// Every target answers 200 before the clock starts.
+	for _, tg := range targets {
+		req, _ := http.NewRequest(tg.Method, tg.URL, nil)
+		req.Header = tg.Header
+		res, err := s.client.Do(req)
+		must(b, err)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("%s: %d", tg.URL, res.StatusCode)
+		}
+	}
+	rate := vegeta.Rate{Freq: *loadRate, Per: time.Second}
+	attack := func(name string, tgts []vegeta.Target, d time.Duration) *vegeta.Metrics {
+		a := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Workers(32), vegeta.MaxConnections(256))
+		var m vegeta.Metrics
+		for res := range a.Attack(vegeta.NewStaticTargeter(tgts...), rate, d, name) {
+			m.Add(res)
+		}
+		m.Close()
+		return &m
+	}
+	b.ResetTimer()
+	var mixed, base *vegeta.Metrics
+	for range b.N {
+		base = attack("healthz", []vegeta.Target{{Method: "GET", URL: s.base + "/healthz"}}, *loadDuration/5)
+		mixed = attack("mixed", targets, *loadDuration)
+	}
+	b.StopTimer()
+	var rep bytes.Buffer
+	fmt.Fprintf(&rep, "mixed read load: %d targets over %d consumers, %d req/s for %v\n", len(targets), consumers, *loadRate, *loadDuration)
+	must(b, vegeta.NewTextReporter(mixed).Report(&rep))
+	fmt.Fprintf(&rep, "\nbaseline GET /healthz, %d req/s for %v\n", *loadRate, *loadDuration/5)
+	must(b, vegeta.NewTextReporter(base).Report(&rep))
+	b.Log("\n" + rep.String())
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(mixed.Latencies.P50), "p50-ms")
+	b.ReportMetric(ms(mixed.Latencies.P99), "p99-ms")
+	b.ReportMetric(ms(mixed.Latencies.Max), "max-ms")
+	b.ReportMetric(mixed.Success*100, "success-%")
+	b.ReportMetric(mixed.Throughput, "ok-req/s")
+	b.ReportMetric(ms(base.Latencies.P99), "baseline-p99-ms")
+	if base.Latencies.P99 > 0 {
+		b.ReportMetric(float64(mixed.Latencies.P99)/float64(base.Latencies.P99), "p99/baseline")
+	}
+	b.ReportMetric(0, "ns/op")
+}
