@@ -116,23 +116,9 @@ func (b *Biller) one(in *postgres.Input) postgres.Outcome {
 
 	// Consumption from the meters' daily buckets.
 	start, end := p.From.Start(run.RollupLocation), p.To.AddDays(1).Start(run.RollupLocation)
-	nextDay := func(t time.Time) time.Time { return t.In(run.RollupLocation).AddDate(0, 0, 1) }
-	var series [][]consumption.BucketWh
-	var reads []consumption.Reads
-	serial := ""
-	for _, m := range in.Meters {
-		s, r, err := m.Daily.Energy(start, end, nextDay)
-		if err != nil {
-			return fail("meter %s: %v", m.Serial, err)
-		}
-		series = append(series, s)
-		reads = append(reads, r)
-		serial = m.Serial
-	}
-	days := consumption.Days(run.RollupLocation, series...)
-	usage, err := consumption.Aggregate(p, days, in.HistoryDays)
+	usage, reads, serial, err := b.consumption(in, p)
 	if err != nil {
-		return fail("consumption %s: %v", p, err)
+		return fail("%v", err)
 	}
 	if existing != nil && existing.LiveBillID != 0 && (usage.Estimated() || existing.LiveBillRun == run.ID) {
 		// Still estimated: the bill stands until an actual read arrives.
@@ -208,20 +194,34 @@ func (b *Biller) one(in *postgres.Input) postgres.Outcome {
 		currentNew = append(currentNew, i)
 	}
 
-	// Late-payment surcharge on earlier demands past their due date.
+	// Earlier periods billed on estimates are rebilled once actual reads
+	// cover them (E12): the gap's energy is spread over its days, so each
+	// period gets its day-average share; their estimated bills are
+	// cancelled and the corrections show as their arrears here. Then the
+	// late-payment surcharge on earlier demands past their due date.
 	plain := make([]billing.Demand, 0, len(earlier)+1)
 	var earlierIDs [][]int64
 	for _, d := range earlier {
 		dem := d.Demand
 		dem.Details = append([]billing.DemandDetail(nil), dem.Details...)
 		ids := append([]int64(nil), d.DetailIDs...)
+		if d.Estimated && d.LiveBillID != 0 {
+			if re, ok := b.rebill(in, &d, sch); ok {
+				issue.Rebilled = append(issue.Rebilled, postgres.DemandUpdate{DemandID: d.ID, Header: re.header})
+				issue.CancelBillIDs = append(issue.CancelBillIDs, d.LiveBillID)
+				issue.CancelReason = "rebilled on actual reads after an estimated bill"
+				for _, det := range re.deltas {
+					issue.Appends = append(issue.Appends, postgres.Append{DemandID: d.ID, Head: det.Head, Category: categoryOf(re.estimates, det.Head), Amount: det.TaxAmount, Source: postgres.SourceRecalculation})
+					dem.Details = append(dem.Details, det)
+					ids = append(ids, -int64(len(issue.Appends)-1)-1)
+				}
+			}
+		}
 		if b.Heads.LateSurcharge != "" && d.Due.Before(run.IssueDate) {
 			base := decimal.Zero
 			for _, det := range dem.Details {
 				if det.Head != b.Heads.LateSurcharge && det.Head != b.Heads.Advance {
-					if out := det.Outstanding(); out.IsPositive() {
-						base = base.Add(out)
-					}
+					base = base.Add(det.Outstanding()) // corrections lower it
 				}
 			}
 			if tv, err := sch.At(d.Period.To); err == nil {
@@ -317,4 +317,73 @@ func categoryOf(est []billing.Estimate, h billing.TaxHead) billing.Category {
 		}
 	}
 	return billing.CategoryCharges
+}
+
+// consumption returns a connection's usage over p from the meters
+// installed during it, the register reads that bound it and the serial of
+// the last meter.
+func (b *Biller) consumption(in *postgres.Input, p billing.Period) (consumption.PeriodUsage, []consumption.Reads, string, error) {
+	loc := b.Run.RollupLocation
+	start, end := p.From.Start(loc), p.To.AddDays(1).Start(loc)
+	nextDay := func(t time.Time) time.Time { return t.In(loc).AddDate(0, 0, 1) }
+	var series [][]consumption.BucketWh
+	var reads []consumption.Reads
+	serial := ""
+	for _, m := range in.Meters {
+		if !m.Daily.Installed.Before(end) || (!m.Daily.Removed.IsZero() && !m.Daily.Removed.After(start)) {
+			continue // installed after, or removed before, this period
+		}
+		s, r, err := m.Daily.Energy(start, end, nextDay)
+		if err != nil {
+			return consumption.PeriodUsage{}, nil, "", fmt.Errorf("meter %s: %w", m.Serial, err)
+		}
+		series = append(series, s)
+		reads = append(reads, r)
+		serial = m.Serial
+	}
+	usage, err := consumption.Aggregate(p, consumption.Days(loc, series...), in.HistoryDays)
+	if err != nil {
+		return consumption.PeriodUsage{}, nil, "", fmt.Errorf("consumption %s: %w", p, err)
+	}
+	return usage, reads, serial, nil
+}
+
+type rebilled struct {
+	header    postgres.DemandHeader
+	estimates []billing.Estimate
+	deltas    []billing.DemandDetail
+}
+
+// rebill recomputes an estimated earlier demand from the reads now
+// available; ok is false while the period still has estimated days or
+// cannot be rated (it stays as billed).
+func (b *Biller) rebill(in *postgres.Input, d *postgres.LedgerDemand, sch *tariff.Schedule) (rebilled, bool) {
+	usage, reads, serial, err := b.consumption(in, d.Period)
+	if err != nil || usage.Estimated() {
+		return rebilled{}, false
+	}
+	u := usage.Usage()
+	u.SanctionedLoadKW = in.Connection.SanctionedLoadKW
+	res, err := sch.Rate(u)
+	if err != nil {
+		return rebilled{}, false
+	}
+	est := res.Estimates()
+	var owned []billing.TaxHead
+	for _, det := range d.Demand.Details {
+		if det.Head != b.Heads.Advance && det.Head != b.Heads.LateSurcharge && det.Head != b.Heads.AdvanceReversal {
+			owned = append(owned, det.Head)
+		}
+	}
+	h := postgres.DemandHeader{Period: d.Period, Due: d.Due, Plan: d.Plan, ImportWh: usage.ImportWh, ExportWh: usage.ExportWh,
+		MeasuredDays: usage.MeasuredDays, EstimatedDays: usage.EstimatedDays, MeterSerial: serial}
+	if len(reads) > 0 {
+		if r := reads[0]; r.Known {
+			h.PreviousReadWh = &r.Previous
+		}
+		if r := reads[len(reads)-1]; r.Known {
+			h.CurrentReadWh = &r.Current
+		}
+	}
+	return rebilled{header: h, estimates: est, deltas: billing.DeltaDetails(d.Demand.Details, est, owned)}, true
 }

@@ -231,3 +231,73 @@ func TestSchedule(t *testing.T) {
 		}
 	}
 }
+
+// E12: April is billed on estimated reads (none after 20 April); when reads
+// resume in May, April is rebilled on the day-average of the actual
+// register movement across the gap, its estimated bill is cancelled, and
+// May's bill carries the corrected April as arrears.
+func TestBillRunRebillAfterEstimate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publish(store, "lt-domestic")
+	conn := f.connection("E-EST", "lt-domestic", "2")
+	day := func(m time.Month, d int) time.Time { return time.Date(2024, m, d, 0, 0, 0, 0, f.loc) }
+	meter := f.install(conn, "EST-1", day(3, 1), time.Time{}, i64(0), nil)
+	reg := int64(1_000_000)
+	put := func(d time.Time, wh int64) {
+		f.bucket("readings_daily", meter, d, d.Add(15*time.Minute), d.Add(23*time.Hour+45*time.Minute), reg+1, reg+wh)
+		reg += wh
+	}
+	put(day(3, 31), 0)
+	for d := 1; d <= 20; d++ {
+		put(day(4, d), 10_000)
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	aprID, aprTotal, _, _, _ := billOf(t, f, conn, april.From)
+	var est bool
+	var wh int64
+	if err := pool.QueryRow(ctx, `SELECT estimated, consumption_wh FROM bills WHERE id = $1`, aprID).Scan(&est, &wh); err != nil {
+		t.Fatal(err)
+	}
+	// 200 kWh read + 10 days estimated at 10 kWh: 600 + 450 + 40 + 5% → 1145.
+	if !est || wh != 300_000 || !aprTotal.Equal(dec("1145")) {
+		t.Fatalf("April bill: estimated %v, %d Wh, total %s", est, wh, aprTotal)
+	}
+	// Reads resume on 11 May: 105 kWh since 20 April (5 kWh a day over 21
+	// days), then 10 kWh a day.
+	put(day(5, 11), 105_000)
+	for d := 12; d <= 31; d++ {
+		put(day(5, d), 10_000)
+	}
+	done, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, may, 10).ID, nil)
+	if err != nil || done.Billed != 1 {
+		t.Fatalf("May run %+v: %v", done, err)
+	}
+	var status string
+	if err := pool.QueryRow(ctx, `SELECT status FROM bills WHERE id = $1`, aprID).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	var aprWh int64
+	var aprEst bool
+	if err := pool.QueryRow(ctx, `SELECT import_wh, estimated FROM demands WHERE connection_id = $1 AND period_from = '2024-04-01'`, conn).Scan(&aprWh, &aprEst); err != nil {
+		t.Fatal(err)
+	}
+	if status != "cancelled" || aprWh != 250_000 || aprEst {
+		t.Errorf("April after the actual read: bill %s, demand %d Wh estimated %v; want cancelled, 250000, false", status, aprWh, aprEst)
+	}
+	_, total, arrears, _, _ := billOf(t, f, conn, may.From)
+	// April rebilled: 250 kWh → 600 + 225 + 40 + 43.25 → 908, plus 16 days
+	// of 18% p.a. late surcharge 7.16; May: 255 kWh → 932.
+	if !arrears.Equal(dec("915.16")) || !total.Equal(dec("1847.16")) {
+		t.Errorf("May bill: arrears %s total %s, want 915.16 and 1847.16", arrears, total)
+	}
+}

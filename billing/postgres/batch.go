@@ -161,6 +161,16 @@ type Issue struct {
 	// (a rebill after estimated reads, a reissue).
 	CancelBillIDs []int64
 	CancelReason  string
+	// Rebilled are earlier demands recalculated on actual reads (their
+	// consumption columns are updated; their deltas are in Appends).
+	Rebilled []DemandUpdate
+}
+
+// DemandUpdate is the new consumption of an earlier demand rebilled on
+// actual reads.
+type DemandUpdate struct {
+	DemandID int64
+	Header   DemandHeader
 }
 
 // BatchCounts is what a committed batch did.
@@ -265,7 +275,22 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 		index[c.ID] = i
 		connIDs[i] = c.ID
 	}
-	start := run.Period.From.Start(run.RollupLocation)
+	demands, err := loadDemands(ctx, tx, connIDs, run.Period)
+	if err != nil {
+		return nil, err
+	}
+	// Reads reach back to the oldest estimated period still billed: an
+	// actual read now may rebill it.
+	loadFrom := run.Period.From
+	for id, list := range demands {
+		inputs[index[id]].Demands = list
+		for _, d := range list {
+			if d.Estimated && d.LiveBillID != 0 && d.Period.From.Before(loadFrom) {
+				loadFrom = d.Period.From
+			}
+		}
+	}
+	start := loadFrom.Start(run.RollupLocation)
 	end := run.Period.To.AddDays(1).Start(run.RollupLocation)
 
 	// Meter spans that touch the period.
@@ -366,13 +391,6 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 		}
 	}
 
-	demands, err := loadDemands(ctx, tx, connIDs, run.Period)
-	if err != nil {
-		return nil, err
-	}
-	for id, list := range demands {
-		inputs[index[id]].Demands = list
-	}
 	rows, err = tx.Query(ctx, `SELECT connection_id, period_from::text, period_to::text, import_wh, estimated, measured_days
 		FROM demands WHERE connection_id = ANY($1) AND period_from < $2::date AND period_from >= $2::date - 400
 		ORDER BY connection_id, period_from`, connIDs, run.Period.From.String())
@@ -529,6 +547,14 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 				estimated_days = $8, previous_read_wh = $9, current_read_wh = $10, meter_serial = $11, updated_at = now() WHERE id = $1`,
 				is.DemandID, h.Due.String(), h.Plan, h.ImportWh, h.ExportWh, h.Estimated, h.MeasuredDays, h.EstimatedDays, h.PreviousReadWh, h.CurrentReadWh, h.MeterSerial); err != nil {
 				return counts, fmt.Errorf("update demand %d: %w", is.DemandID, classify(err))
+			}
+		}
+		for _, u := range is.Rebilled {
+			h := u.Header
+			if _, err := tx.Exec(ctx, `UPDATE demands SET import_wh = $2, export_wh = $3, estimated = $4, measured_days = $5, estimated_days = $6,
+				previous_read_wh = $7, current_read_wh = $8, updated_at = now() WHERE id = $1`,
+				u.DemandID, h.ImportWh, h.ExportWh, h.Estimated, h.MeasuredDays, h.EstimatedDays, h.PreviousReadWh, h.CurrentReadWh); err != nil {
+				return counts, fmt.Errorf("rebill demand %d: %w", u.DemandID, classify(err))
 			}
 		}
 		appended := make([]int64, len(is.Appends))

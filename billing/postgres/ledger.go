@@ -67,8 +67,9 @@ type queryer interface {
 }
 
 // loadDemands returns the demands of the connections that still have
-// something outstanding, plus any demand overlapping also (the period being
-// billed), ordered by connection and period. Times of the embedded
+// something outstanding or were billed on estimated reads, plus any demand
+// overlapping also (the period being billed), ordered by connection and
+// period. Times of the embedded
 // billing.Demand are the period's days at UTC midnight.
 func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.Period) (map[int64][]LedgerDemand, error) {
 	rows, err := q.Query(ctx, `SELECT d.id, d.connection_id, d.period_from::text, d.period_to::text, d.due_date::text, d.tariff_plan,
@@ -76,7 +77,7 @@ func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.P
 		FROM demands d
 		JOIN demand_details dd ON dd.demand_id = d.id
 		LEFT JOIN bills b ON b.demand_id = d.id AND b.status <> 'cancelled'
-		WHERE d.connection_id = ANY($1) AND ((d.period_from <= $3::date AND d.period_to >= $2::date) OR EXISTS (
+		WHERE d.connection_id = ANY($1) AND ((d.period_from <= $3::date AND d.period_to >= $2::date) OR (d.estimated AND b.id IS NOT NULL) OR EXISTS (
 			SELECT 1 FROM demand_details x WHERE x.demand_id = d.id AND x.tax_amount <> x.collection_amount))
 		ORDER BY d.connection_id, d.period_from, dd.id`, connIDs, also.From.String(), also.To.String())
 	if err != nil {
