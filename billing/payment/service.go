@@ -929,7 +929,9 @@ type validation struct{ fields [][2]string }
 
 func newValidation() *validation { return &validation{} }
 
-func (v *validation) add(field, problem string) { v.fields = append(v.fields, [2]string{field, problem}) }
+func (v *validation) add(field, problem string) {
+	v.fields = append(v.fields, [2]string{field, problem})
+}
 
 func (v *validation) err() error {
 	if len(v.fields) == 0 {
