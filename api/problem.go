@@ -14,6 +14,7 @@ import (
 	"github.com/meterd/meterd/api/account"
 	"github.com/meterd/meterd/api/support"
 	"github.com/meterd/meterd/api/usage"
+	"github.com/meterd/meterd/billing"
 )
 
 // This file is the only one in meterd that knows HTTP status codes. Domain
@@ -219,6 +220,14 @@ var errorTable = []mapping{
 	{is(usage.ErrMeterConnection), KindMeterConnection},
 	{is(usage.ErrNotFound), KindNotFound},
 	{is(usage.ErrDataAccess), KindDataAccess},
+
+	// Billing (billing, billing/postgres). A missing bill is BillNotFound
+	// (the bill handlers say so); other missing billing records NotFound.
+	{is(billing.ErrInvalidInput), KindInvalidInput},
+	{is(billing.ErrCalculation), KindBillingCalculation},
+	{is(billing.ErrConflict), KindConflict},
+	{is(billing.ErrImmutable), KindConflict},
+	{is(billing.ErrNotFound), KindNotFound},
 }
 
 // errServiceDraining is returned while the server shuts down.
@@ -247,6 +256,14 @@ func ProblemFor(err error) Problem {
 
 // fieldsOf returns the invalid fields a domain validation error names.
 func fieldsOf(err error) []FieldError {
+	var bve *billing.ValidationError
+	if errors.As(err, &bve) {
+		out := make([]FieldError, len(bve.Fields))
+		for i, f := range bve.Fields {
+			out[i] = FieldError{Field: f.Path, Message: f.Problem}
+		}
+		return out
+	}
 	var ve *account.ValidationError
 	if !errors.As(err, &ve) {
 		return nil

@@ -17,6 +17,9 @@ type Services struct {
 	Accounts *account.Service
 	Support  *support.Service
 	Usage    *usage.Service
+	// Billing serves bills, tariffs and bill runs; nil leaves the billing
+	// routes out of the table.
+	Billing Billing
 }
 
 // Route is one row of the permission table: an endpoint, who may call it,
@@ -155,6 +158,14 @@ var (
 // table is the permission table: every route meterd serves besides the
 // operational ones (/healthz, /readyz, /metrics, /api/openapi.json).
 func (h *handlers) table() []Route {
+	rts := h.coreTable()
+	if h.svc.Billing != nil {
+		rts = append(rts, h.billingRoutes()...)
+	}
+	return rts
+}
+
+func (h *handlers) coreTable() []Route {
 	ok := func(status int, body any) []Response { return []Response{{Status: status, Body: body}} }
 	return []Route{
 		// Accounts and sessions.

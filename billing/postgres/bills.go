@@ -182,3 +182,14 @@ func (s *Store) CancelBill(ctx context.Context, tenantID, id int64, reason strin
 	}
 	return nil
 }
+
+// SealedAddress returns a property's sealed address (AAD
+// "properties.address:<id>"), for a bill's PDF; the caller opens it.
+func (s *Store) SealedAddress(ctx context.Context, tenantID, propertyID int64) ([]byte, error) {
+	var ct []byte
+	err := s.pool.QueryRow(ctx, `SELECT address_enc FROM properties WHERE tenant_id = $1 AND id = $2`, tenantID, propertyID).Scan(&ct)
+	if err != nil {
+		return nil, fmt.Errorf("property %d address: %w", propertyID, classify(err))
+	}
+	return ct, nil
+}

@@ -146,7 +146,11 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use}
+	bills, err := newBillingAPI(pool, ring, a.log.With("component", "billing"))
+	if err != nil {
+		return err
+	}
+	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use, Billing: bills}
 	return a.srv.Mount(a.services)
 }
 

@@ -1,0 +1,243 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meterd/meterd/api"
+	"github.com/meterd/meterd/api/account"
+	accountpg "github.com/meterd/meterd/api/account/postgres"
+	"github.com/meterd/meterd/api/keyring"
+	"github.com/meterd/meterd/api/support"
+	supportpg "github.com/meterd/meterd/api/support/postgres"
+	"github.com/meterd/meterd/billing"
+	"github.com/meterd/meterd/billing/billrun"
+	"github.com/meterd/meterd/billing/pdf"
+	billingpg "github.com/meterd/meterd/billing/postgres"
+	"github.com/meterd/meterd/deploy/schema"
+	"github.com/meterd/meterd/deploy/schema/schematest"
+)
+
+// testBilling implements api.Billing on billing's store; runs execute at
+// once in the request (cmd hands them to River).
+type testBilling struct {
+	store  *billingpg.Store
+	runner *billrun.Runner
+}
+
+func (b *testBilling) Bills(ctx context.Context, f billingpg.BillFilter) ([]billingpg.StoredBill, int64, error) {
+	return b.store.Bills(ctx, f)
+}
+
+func (b *testBilling) Bill(ctx context.Context, tenantID, userID, id int64) (billingpg.StoredBill, error) {
+	return b.store.Bill(ctx, tenantID, userID, id)
+}
+
+func (b *testBilling) BillPDF(ctx context.Context, tenantID, userID, id int64) ([]byte, billingpg.StoredBill, error) {
+	bill, err := b.store.Bill(ctx, tenantID, userID, id)
+	if err != nil {
+		return nil, bill, err
+	}
+	doc := &pdf.Bill{TenantName: bill.TenantName, Currency: bill.Currency, Service: bill.Service, Number: bill.Number, Status: bill.Status,
+		IssueDate: bill.IssueDate, DueDate: bill.DueDate, Period: bill.Period, ConsumerName: bill.ConsumerName, ConsumerCode: bill.ConsumerCode,
+		Lines: bill.Lines, Totals: bill.Totals, ConsumptionWh: bill.ConsumptionWh}
+	data, err := pdf.Render(doc, pdf.Payee{VPA: "billing@demo", Name: bill.TenantName})
+	return data, bill, err
+}
+
+func (b *testBilling) PublishTariff(ctx context.Context, p billingpg.Publish) (billingpg.TariffVersion, error) {
+	return b.store.PublishTariff(ctx, p)
+}
+
+func (b *testBilling) Tariffs(ctx context.Context, tenantID int64, service, plan string) ([]billingpg.TariffVersion, error) {
+	return b.store.Tariffs(ctx, tenantID, service, plan)
+}
+
+func (b *testBilling) TriggerRun(ctx context.Context, r api.RunRequest) (billingpg.Run, error) {
+	n := billingpg.NewRun{TenantID: r.TenantID, Service: r.Service, Cycle: billing.CycleMonthly, Period: *r.Period, IssueDate: *r.IssueDate,
+		Trigger: billingpg.TriggerOfficial, BatchSize: 10, Audit: r.Audit}
+	if r.Rerun {
+		n.Trigger = billingpg.TriggerRerun
+	}
+	run, err := b.store.CreateRun(ctx, n, nil)
+	if err != nil {
+		return run, err
+	}
+	return b.runner.Execute(ctx, run.ID, nil)
+}
+
+func (b *testBilling) Run(ctx context.Context, tenantID, id int64) (billingpg.Run, error) {
+	return b.store.Run(ctx, tenantID, id)
+}
+
+func (b *testBilling) Runs(ctx context.Context, tenantID int64, limit int) ([]billingpg.Run, error) {
+	return b.store.Runs(ctx, tenantID, limit)
+}
+
+func (b *testBilling) DeadLetters(ctx context.Context, tenantID int64, service string, limit int) ([]billingpg.DeadLetter, error) {
+	return b.store.DeadLetters(ctx, tenantID, service, true, limit)
+}
+
+// billingStack is newStack with the billing routes mounted.
+func billingStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := context.Background()
+	pool := schematest.New(t)
+	cfg := pool.Config().Copy()
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
+	bpool, err := pgxpool.NewWithConfig(ctx, cfg)
+	must(t, err)
+	t.Cleanup(bpool.Close)
+	ring, err := keyring.New([]keyring.Key{fieldKey})
+	must(t, err)
+	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}})
+	must(t, err)
+	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
+	must(t, err)
+	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
+	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring,
+		account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
+	must(t, err)
+	desk, err := support.New(supportpg.New(pool), support.Config{})
+	must(t, err)
+	st, err := schema.LoadStorage(ctx, pool)
+	must(t, err)
+	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
+	store := billingpg.NewStore(bpool, billingpg.Deps{})
+	runner, err := billrun.NewRunner(store, billrun.Config{}, nil, nil)
+	must(t, err)
+	srv, err := api.New(api.Config{Addr: "127.0.0.1:0"}, api.Deps{Version: "test"})
+	must(t, err)
+	svc := api.Services{Accounts: accounts, Support: desk, Billing: &testBilling{store: store, runner: runner}}
+	must(t, srv.Mount(svc))
+	must(t, srv.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+	s := &stack{t: t, pool: pool, srv: srv, base: "http://" + srv.Addr(), ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
+		client: &http.Client{Timeout: 30 * time.Second}}
+	raw, err := json.Marshal(srv.OpenAPI())
+	must(t, err)
+	must(t, json.Unmarshal(raw, &s.doc))
+	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
+		('demo', 'Demo Power', 'Asia/Kolkata', 'INR'), ('other', 'Other Utility', 'Asia/Kolkata', 'INR')`)
+	must(t, err)
+	return s
+}
+
+// TestBillingRoutes publishes a tariff, runs a bill run and reads the bill
+// as its consumer, another consumer, staff and another tenant, through the
+// permission table (every response is checked against the OpenAPI
+// document by stack.do).
+func TestBillingRoutes(t *testing.T) {
+	s := billingStack(t)
+	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
+	must(t, err)
+	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+
+	consumer := s.register("demo", "asha@demo.example.com", "Asha")
+	peer := s.register("demo", "peer@demo.example.com", "Peer")
+	metering := s.staffUser("demo", "meter@demo.example.com", account.RoleOfficial, account.DepartmentMetering)
+	biller := s.staffUser("demo", "bill@demo.example.com", account.RoleOfficial, account.DepartmentBilling)
+	support := s.staffUser("demo", "desk@demo.example.com", account.RoleSupport, "")
+	foreign := s.staffUser("other", "bill@other.example.com", account.RoleOfficial, account.DepartmentBilling)
+
+	// A consumer with a metered connection on plan lt-domestic.
+	r := s.do("POST", "/api/meters", metering.Token, map[string]any{"external_id": "b-1", "serial": "B-1", "model": "sdm120", "protocol": "mqtt"})
+	want(t, r, 201, "")
+	meter := num(r.JSON(t)["meter"].(map[string]any)["id"])
+	r = s.do("POST", "/api/users/properties", consumer.Token, map[string]any{"address": map[string]any{"line1": "1 Test Road", "city": "Pune", "postal_code": "411001"},
+		"meter_number": "B-1", "tariff_plan": "lt-domestic", "sanctioned_load_kw": "2"})
+	want(t, r, 201, "")
+	s.readings(meter, time.Now().UTC().Add(-3*time.Hour), 8, 15*time.Minute, 1_000_000, 250)
+
+	// Tariffs: only the billing department publishes; errors name the field.
+	want(t, s.do("POST", "/api/billing/tariffs", metering.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 403, "UnauthorizedAccess")
+	want(t, s.do("POST", "/api/billing/tariffs", consumer.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 403, "UnauthorizedAccess")
+	bad := s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": map[string]any{"tenant": "demo", "plan": "lt-domestic"}})
+	want(t, bad, 400, "InvalidInput")
+	if !strings.Contains(string(bad.Body), `"field":"version"`) {
+		t.Errorf("invalid tariff problem does not name the field: %s", bad.Body)
+	}
+	r = s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)})
+	want(t, r, 201, "")
+	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 409, "Conflict")
+	r = s.do("GET", "/api/billing/tariffs", support.Token, nil)
+	want(t, r, 200, "")
+	if items := r.JSON(t)["items"].([]any); len(items) != 1 {
+		t.Errorf("tariffs = %v", items)
+	}
+
+	// Quote.
+	r = s.do("POST", "/api/billing/quote", support.Token, map[string]any{"tariff": json.RawMessage(tariffDoc),
+		"usage": map[string]any{"period": map[string]any{"from": "2024-05-01", "to": "2024-05-31"}, "import_kwh": "150", "sanctioned_load_kw": "2"}})
+	want(t, r, 200, "")
+	if total := r.JSON(t)["total"]; total != "515.00" {
+		t.Errorf("quote total = %v, want 515.00", total)
+	}
+
+	// A bill run for this month so far.
+	loc, _ := time.LoadLocation("Asia/Kolkata")
+	today := billing.DateOf(time.Now(), loc)
+	period := fmt.Sprintf("%s..%s", billing.NewDate(today.Year(), today.Month(), 1), today)
+	want(t, s.do("POST", "/api/billing/runs", metering.Token, map[string]any{"period": period}), 403, "UnauthorizedAccess")
+	r = s.do("POST", "/api/billing/runs", biller.Token, map[string]any{"period": period, "issue_date": today.String()})
+	want(t, r, 202, "")
+	run := r.JSON(t)
+	if run["billed"].(float64) != 1 {
+		t.Fatalf("run = %v", run)
+	}
+	r = s.do("GET", fmt.Sprintf("/api/billing/runs/%d", num(run["id"])), biller.Token, nil)
+	want(t, r, 200, "")
+	want(t, s.do("GET", fmt.Sprintf("/api/billing/runs/%d", num(run["id"])), foreign.Token, nil), 404, "NotFound")
+	want(t, s.do("GET", "/api/billing/dead-letters", biller.Token, nil), 200, "")
+
+	// The consumer sees the bill; a peer and another tenant do not.
+	r = s.do("GET", "/api/bills", consumer.Token, nil)
+	want(t, r, 200, "")
+	items := r.JSON(t)["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("consumer's bills = %v", items)
+	}
+	bill := num(items[0].(map[string]any)["id"])
+	r = s.do("GET", fmt.Sprintf("/api/bills/%d", bill), consumer.Token, nil)
+	want(t, r, 200, "")
+	detail := r.JSON(t)
+	if lines := detail["lines"].([]any); len(lines) < 3 || detail["total"] == nil {
+		t.Errorf("bill = %v", detail)
+	}
+	r = s.do("GET", fmt.Sprintf("/api/bills/%d/pdf", bill), consumer.Token, nil)
+	want(t, r, 200, "")
+	if r.Header.Get("Content-Type") != "application/pdf" || !bytes.HasPrefix(r.Body, []byte("%PDF")) {
+		t.Errorf("pdf: %s, %q", r.Header.Get("Content-Type"), r.Body[:min(8, len(r.Body))])
+	}
+	want(t, s.do("GET", fmt.Sprintf("/api/bills/%d", bill), peer.Token, nil), 404, "BillNotFound")
+	want(t, s.do("GET", fmt.Sprintf("/api/bills/%d/pdf", bill), peer.Token, nil), 404, "BillNotFound")
+	want(t, s.do("GET", fmt.Sprintf("/api/bills/%d", bill), foreign.Token, nil), 404, "BillNotFound")
+	want(t, s.do("GET", "/api/bills/999999", biller.Token, nil), 404, "BillNotFound")
+	r = s.do("GET", "/api/bills", peer.Token, nil)
+	want(t, r, 200, "")
+	if items := r.JSON(t)["items"].([]any); len(items) != 0 {
+		t.Errorf("peer sees %v", items)
+	}
+	r = s.do("GET", "/api/bills?status=issued&limit=5", support.Token, nil)
+	want(t, r, 200, "")
+	if items := r.JSON(t)["items"].([]any); len(items) != 1 {
+		t.Errorf("staff see %v", items)
+	}
+	want(t, s.do("GET", "/api/bills?status=nonsense", support.Token, nil), 400, "InvalidInput")
+	want(t, s.do("GET", "/api/bills", "", nil), 401, "Unauthenticated")
+}
