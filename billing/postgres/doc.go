@@ -17,6 +17,10 @@
 // The pool must register the shopspring decimal codec for numeric, as
 // cmd's pool does (pgx-shopspring-decimal).
 //
+// Tests: the ledger's TV18 shape here; bill runs, the electricity ledger
+// with arrears and part payments, reversals and the immutability triggers
+// in billing/billrun, which drives this package end to end.
+//
 // It imports billing and its pure subpackages, pgx and the standard
 // library; it must not import api, alerts, ingest or simulator.
 package postgres

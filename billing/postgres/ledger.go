@@ -457,3 +457,84 @@ func billStates(ctx context.Context, tx pgx.Tx, conn int64) ([]BillState, error)
 		return b, err
 	})
 }
+
+// NewDemand is a demand to create outside a bill run (a municipal
+// calculator's periodic or fee demand, an adjustment period).
+type NewDemand struct {
+	TenantID     int64
+	ConnectionID int64
+	Period       billing.Period
+	Due          billing.Date
+	Plan         string
+	Estimates    []billing.Estimate
+}
+
+// AddDemand creates a demand with one detail per estimate inside tx and,
+// as DIGIT's billing service does on creation, lets unconsumed advance of
+// the connection pay it (billing.ApportionAdvance, oldest first): the
+// consumed advance details and the paid details get collections under an
+// advance_adjustment posting, and advance left over moves to the new
+// demand (TV18: advance 50 pays 50 of a new 60 charge). A demand for the
+// same connection and period start fails with billing.ErrConflict.
+func (s *Store) AddDemand(ctx context.Context, tx pgx.Tx, n NewDemand) (LedgerDemand, error) {
+	conn, service, err := lockConnection(ctx, tx, n.TenantID, n.ConnectionID, 0)
+	if err != nil {
+		return LedgerDemand{}, err
+	}
+	var id int64
+	if err := tx.QueryRow(ctx, `INSERT INTO demands (tenant_id, connection_id, service, consumer_code, period_from, period_to, due_date, tariff_plan)
+		SELECT $1, id, service, consumer_code, $3, $4, $5, $6 FROM connections WHERE id = $2 RETURNING id`,
+		n.TenantID, conn, n.Period.From.String(), n.Period.To.String(), n.Due.String(), n.Plan).Scan(&id); err != nil {
+		return LedgerDemand{}, fmt.Errorf("add demand: %w", classify(err))
+	}
+	for _, e := range n.Estimates {
+		if _, err := tx.Exec(ctx, `INSERT INTO demand_details (demand_id, tax_head, category, tax_amount, source) VALUES ($1, $2, $3, $4, 'calculation')`,
+			id, string(e.Head), e.Category.String(), e.Amount); err != nil {
+			return LedgerDemand{}, fmt.Errorf("add demand: %w", classify(err))
+		}
+	}
+	all, err := loadDemands(ctx, tx, []int64{conn}, n.Period)
+	if err != nil {
+		return LedgerDemand{}, err
+	}
+	list := all[conn]
+	heads := ServiceHeads(service)
+	plain := make([]billing.Demand, len(list))
+	for i := range list {
+		plain[i] = list[i].Demand
+	}
+	a := billing.ApportionAdvance(plain, heads.Advance, heads.Order)
+	if len(a.Collections) > 0 {
+		cols := make([]PostedCollection, 0, len(a.Collections))
+		sum := decimal.Zero
+		for _, c := range a.Collections {
+			d := list[c.Demand]
+			cols = append(cols, PostedCollection{DemandID: d.ID, DetailID: d.DetailIDs[c.Detail], Head: d.Demand.Details[c.Detail].Head, Amount: c.Amount})
+			sum = sum.Add(c.Amount)
+		}
+		var posting int64
+		if err := tx.QueryRow(ctx, `INSERT INTO collection_postings (tenant_id, connection_id, reference, kind, amount, received_at)
+			VALUES ($1, $2, $3, 'advance_adjustment', $4, now()) RETURNING id`, n.TenantID, conn, fmt.Sprintf("advance:%d:%s", conn, n.Period.From), sum).Scan(&posting); err != nil {
+			return LedgerDemand{}, fmt.Errorf("add demand: %w", classify(err))
+		}
+		if err := insertCollections(ctx, tx, posting, cols); err != nil {
+			return LedgerDemand{}, err
+		}
+		if a.Advance.IsPositive() {
+			if _, err := tx.Exec(ctx, `INSERT INTO demand_details (demand_id, tax_head, category, tax_amount, source) VALUES ($1, $2, 'ADVANCE_COLLECTION', $3, 'advance')`,
+				id, string(heads.Advance), a.Advance.Neg()); err != nil {
+				return LedgerDemand{}, fmt.Errorf("add demand: %w", classify(err))
+			}
+		}
+	}
+	all, err = loadDemands(ctx, tx, []int64{conn}, n.Period)
+	if err != nil {
+		return LedgerDemand{}, err
+	}
+	for _, d := range all[conn] {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return LedgerDemand{}, fmt.Errorf("add demand %d: %w", id, billing.ErrNotFound)
+}
