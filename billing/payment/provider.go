@@ -106,7 +106,11 @@ type RefundRequest struct {
 
 // RefundState is a refund as the provider reports it.
 type RefundState struct {
-	ID            string
+	ID string
+	// Reference is meterd's reference the provider echoes (receipt,
+	// metadata), when it does: it finds the refund before its provider id
+	// is recorded.
+	Reference     string
 	Status        RefundStatus // pending, processed or failed
 	AmountMinor   int64
 	FailureReason string
