@@ -307,7 +307,7 @@ func (p *StripePeer) charge(pi map[string]any) map[string]any {
 		status = "failed"
 	}
 	return map[string]any{"id": pi["latest_charge"], "object": "charge", "amount": pi["amount"], "status": status, "payment_intent": pi["id"],
-		"payment_method": pi["payment_method"],
+		"payment_method":         pi["payment_method"],
 		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034}}}
 }
 
