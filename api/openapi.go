@@ -29,10 +29,10 @@ func (s *Server) OpenAPI() map[string]any {
 	}
 	ops := map[string]any{
 		"/healthz": map[string]any{"get": map[string]any{"summary": "Liveness", "tags": []string{"operations"}, "operationId": "get_healthz",
-			"security": []any{}, "responses": map[string]any{"200": jsonResponse("ok", g.ref(reflect.TypeFor[statusDoc]()))}}},
+			"security": []any{}, "responses": map[string]any{"200": jsonResponse("ok", g.ref(reflect.TypeFor[healthDoc]()))}}},
 		"/readyz": map[string]any{"get": map[string]any{"summary": "Readiness (503 while draining or not migrated)", "tags": []string{"operations"},
 			"operationId": "get_readyz", "security": []any{},
-			"responses": map[string]any{"200": jsonResponse("ready", g.ref(reflect.TypeFor[statusDoc]())), "503": jsonResponse("not ready", g.ref(reflect.TypeFor[statusDoc]()))}}},
+			"responses": map[string]any{"200": jsonResponse("ready", readyDoc), "503": jsonResponse("not ready or draining", readyDoc)}}},
 		"/metrics": map[string]any{"get": map[string]any{"summary": "Prometheus metrics", "tags": []string{"operations"}, "operationId": "get_metrics",
 			"security": []any{}, "responses": map[string]any{"200": map[string]any{"description": "metrics",
 				"content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}}}}},
@@ -79,9 +79,15 @@ func (s *Server) OpenAPI() map[string]any {
 	}
 }
 
-type statusDoc struct {
-	Status string `json:"status"`
+type healthDoc struct {
+	Status  string `json:"status" enum:"ok"`
+	Version string `json:"version"`
 }
+
+// readyDoc is /readyz's body: a status and details (storage profile,
+// schema versions, the error) that vary with the deployment.
+var readyDoc = map[string]any{"type": "object", "required": []string{"status"},
+	"properties": map[string]any{"status": map[string]any{"type": "string", "enum": []string{"ready", "not ready", "draining"}}}}
 
 var fiberParam = regexp.MustCompile(`:([A-Za-z][A-Za-z0-9_]*)`)
 
