@@ -132,3 +132,32 @@ func TestUPIURI(t *testing.T) {
 		t.Errorf("UPIURI = %s\nwant     %s", got, want)
 	}
 }
+
+// TestQRCodeScans renders page 1 and decodes the QR code with zbarimg
+// (zbar-tools): it must carry the bill's UPI payment URI.
+func TestQRCodeScans(t *testing.T) {
+	for _, tool := range []string{"pdftoppm", "zbarimg"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (poppler-utils, zbar-tools)", tool)
+		}
+	}
+	out, err := Render(sampleBill(), payee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bill.pdf")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("pdftoppm", "-png", "-r", "200", "-singlefile", path, filepath.Join(dir, "page")).Run(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command("zbarimg", "-q", "--raw", filepath.Join(dir, "page.png")).Output()
+	if err != nil {
+		t.Fatalf("zbarimg: %v", err)
+	}
+	if want := UPIURI(payee, sampleBill()); strings.TrimSpace(string(got)) != want {
+		t.Errorf("QR code holds %q, want %q", got, want)
+	}
+}
