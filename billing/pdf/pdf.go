@@ -261,15 +261,13 @@ func (r *renderer) lines(y float64) float64 {
 		}
 		r.font(false, 9)
 		r.text(cols[0], y, l.Description)
-		if l.HasQuantity {
+		switch {
+		case l.HasQuantity && l.Unit == "%": // a tax or subsidy: its base and percentage
+			r.right(cols[1], y, r.money(l.Quantity))
+			r.right(cols[2], y, l.Rate.String()+" %")
+		case l.HasQuantity:
 			r.right(cols[1], y, kwh(l.Quantity)+" "+l.Unit)
-			rate := l.Rate.String()
-			if l.Unit != "%" {
-				rate = r.money(l.Rate)
-			} else {
-				rate += " %"
-			}
-			r.right(cols[2], y, rate)
+			r.right(cols[2], y, r.money(l.Rate))
 		}
 		r.right(cols[3], y, r.money(l.Amount))
 		y += 14
