@@ -3,7 +3,13 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base32"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -390,5 +396,145 @@ func TestPropertiesConnectionsAndInstallations(t *testing.T) {
 	n, err := f.svc.Reencrypt(ctx)
 	if err != nil || n != 0 {
 		t.Fatalf("reencrypt with current key: %d %v", n, err)
+	}
+}
+
+// totpCode computes an RFC 6238 code, as an authenticator app would.
+func totpCode(t *testing.T, secretBase32 string, at time.Time) string {
+	t.Helper()
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secretBase32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg [8]byte
+	binary.BigEndian.PutUint64(msg[:], uint64(at.Unix()/30))
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(msg[:])
+	sum := mac.Sum(nil)
+	off := sum[len(sum)-1] & 0x0f
+	return fmt.Sprintf("%06d", (binary.BigEndian.Uint32(sum[off:off+4])&0x7fffffff)%1_000_000)
+}
+
+func TestTOTPSecondFactor(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	u := f.registerVerified(t, "totp@example.com")
+	login := account.LoginInput{Email: "totp@example.com", Password: "correct horse battery"}
+	s, err := f.svc.Login(ctx, anon, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := f.svc.Authenticate(ctx, s.AccessToken)
+	a := account.Actor{Principal: p}
+	setup, err := f.svc.SetupTOTP(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(setup.URI, "otpauth://totp/meterd:totp@example.com?") {
+		t.Errorf("uri %s", setup.URI)
+	}
+	// Not enforced until confirmed.
+	if _, err := f.svc.Login(ctx, anon, login); err != nil {
+		t.Fatalf("login before enabling: %v", err)
+	}
+	if err := f.svc.EnableTOTP(ctx, a, "000000"); err == nil {
+		t.Fatal("wrong code enabled the second factor")
+	}
+	if err := f.svc.EnableTOTP(ctx, a, totpCode(t, setup.Secret, f.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Login(ctx, anon, login); !errors.Is(err, account.ErrSecondFactorRequired) {
+		t.Fatalf("login without code: %v", err)
+	}
+	f.clock.Add(30 * time.Second)
+	withCode := login
+	withCode.TOTPCode = totpCode(t, setup.Secret, f.clock.Now())
+	if _, err := f.svc.Login(ctx, anon, withCode); err != nil {
+		t.Fatalf("login with code: %v", err)
+	}
+	if _, err := f.svc.Login(ctx, anon, withCode); !errors.Is(err, account.ErrInvalidCredentials) {
+		t.Fatalf("replayed code: %v", err)
+	}
+	var sealed []byte
+	if err := f.pool.QueryRow(ctx, `SELECT totp_secret FROM users WHERE id = $1`, u.ID).Scan(&sealed); err != nil || bytes.Contains(sealed, []byte(setup.Secret)) {
+		t.Fatalf("TOTP secret at rest: %v", err)
+	}
+}
+
+func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.registerVerified(t, "pw@example.com")
+	login := account.LoginInput{Email: "pw@example.com", Password: "correct horse battery"}
+	s1, _ := f.svc.Login(ctx, anon, login)
+	s2, _ := f.svc.Login(ctx, anon, login)
+	p2, _ := f.svc.Authenticate(ctx, s2.AccessToken)
+	if err := f.svc.ChangePassword(ctx, account.Actor{Principal: p2}, "wrong", "a brand new passphrase"); !errors.Is(err, account.ErrInvalidCredentials) {
+		t.Fatalf("wrong current password: %v", err)
+	}
+	if err := f.svc.ChangePassword(ctx, account.Actor{Principal: p2}, "correct horse battery", "a brand new passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, s1.AccessToken); !errors.Is(err, account.ErrUnauthenticated) {
+		t.Fatalf("other session after password change: %v", err)
+	}
+	if _, err := f.svc.Authenticate(ctx, s2.AccessToken); err != nil {
+		t.Fatalf("own session after password change: %v", err)
+	}
+	if _, err := f.svc.Login(ctx, anon, login); !errors.Is(err, account.ErrInvalidCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+}
+
+// TestKeyRotationReencrypt seals data under key 1, rotates to key 2 (key 1
+// kept for reading), re-encrypts, and reads everything with key 2 alone.
+func TestKeyRotationReencrypt(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	u := f.registerVerified(t, "rot@example.com")
+	a := account.Actor{Principal: account.Principal{TenantID: f.t1.ID, UserID: u.ID, Role: account.RoleConsumer}}
+	scope := account.OwnerSelfOrTenant.ScopeFor(a.Principal)
+	if _, err := f.svc.AddProperty(ctx, a, scope, account.PropertyInput{Address: account.Address{Line1: "5 Key Street", City: "Pune", PostalCode: "411001"},
+		Connections: []account.ConnectionInput{{MeterNumber: "ROT-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	k1 := keyring.Key{ID: "1", Secret: bytes.Repeat([]byte{7}, 32)}
+	k2 := keyring.Key{ID: "2", Secret: bytes.Repeat([]byte{8}, 32)}
+	service := func(keys ...keyring.Key) *account.Service {
+		ring, err := keyring.New(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, _ := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}}})
+		hasher, _ := account.NewHasher(account.HasherConfig{Params: cheap})
+		svc, err := account.New(accountpg.New(f.pool), tokens, hasher, ring, account.Config{DefaultTenant: "demo", SessionCheckTTL: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	if _, err := service(k2).GetProfile(ctx, a, scope, 0); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("key 2 alone before re-encryption: %v", err)
+	}
+	n, err := service(k2, k1).Reencrypt(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Profile email (no phone or address at registration) and property
+	// address; the outbox secret was delivered-pending too.
+	if n < 2 {
+		t.Fatalf("re-encrypted %d values", n)
+	}
+	only2 := service(k2)
+	p, err := only2.GetProfile(ctx, a, scope, 0)
+	if err != nil || p.Email != "rot@example.com" {
+		t.Fatalf("profile with key 2 alone: %+v %v", p, err)
+	}
+	props, err := only2.ListProperties(ctx, scope, 0, account.Page{})
+	if err != nil || props[0].Address.Line1 != "5 Key Street" {
+		t.Fatalf("property with key 2 alone: %v", err)
+	}
+	if n, err := service(k2, k1).Reencrypt(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass re-encrypted %d (%v)", n, err)
 	}
 }
