@@ -3,6 +3,7 @@ package billrun
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +300,76 @@ func TestBillRunRebillAfterEstimate(t *testing.T) {
 	// of 18% p.a. late surcharge 7.16; May: 255 kWh → 932.
 	if !arrears.Equal(dec("915.16")) || !total.Equal(dec("1847.16")) {
 		t.Errorf("May bill: arrears %s total %s, want 915.16 and 1847.16", arrears, total)
+	}
+}
+
+// A connection that starts mid-cycle is billed for its days with monthly
+// charges prorated against the cycle, and a tariff version that takes
+// effect mid-period splits the period by days (E05).
+func TestBillRunPartialPeriodAndTariffChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publish(store, "lt-domestic")
+	// Version 2 from 16 April: the ≤ 2 kW band costs 50 instead of 20.
+	doc, err := readTestdata("testdata/tariff.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := strings.NewReplacer(`"version": "FY2024-25"`, `"version": "FY2024-25 rev"`, `"effective_from": "2024-04-01"`, `"effective_from": "2024-04-16"`,
+		`{"upto_kw": "2", "rate": "20"}`, `{"upto_kw": "2", "rate": "50"}`).Replace(string(doc))
+	if _, err := store.PublishTariff(ctx, postgres.Publish{TenantID: f.tenant, Service: "electricity", Plan: "lt-domestic", Document: []byte(v2)}); err != nil {
+		t.Fatal(err)
+	}
+	day := func(d int) time.Time { return time.Date(2024, 4, d, 0, 0, 0, 0, f.loc) }
+	whole := f.connection("E-WHOLE", "lt-domestic", "2")
+	late := f.connection("E-LATE", "lt-domestic", "2")
+	f.exec(`UPDATE connections SET connected_at = $2 WHERE id = $1`, late, day(16).Add(9*time.Hour))
+	for _, c := range []struct {
+		conn  int64
+		from  int
+		meter string
+	}{{whole, 1, "W-1"}, {late, 16, "L-1"}} {
+		m := f.install(c.conn, c.meter, day(c.from).Add(-time.Minute), time.Time{}, i64(0), nil)
+		reg := int64(0)
+		for d := c.from; d <= 30; d++ {
+			f.bucket("readings_daily", m, day(d), day(d).Add(time.Hour), day(d).Add(23*time.Hour), reg, reg+10_000)
+			reg += 10_000
+		}
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil); err != nil || done.Billed != 2 {
+		t.Fatalf("run %+v: %v", done, err)
+	}
+	fixed := func(conn int64) (decimal.Decimal, billing.Period) {
+		t.Helper()
+		var id int64
+		if err := pool.QueryRow(ctx, `SELECT id FROM bills WHERE connection_id = $1`, conn).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		b, err := store.Bill(ctx, f.tenant, 0, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := decimal.Zero
+		for _, l := range b.Lines {
+			if l.Code == "fixed" {
+				sum = sum.Add(l.Amount)
+			}
+		}
+		return sum, b.Period
+	}
+	// Whole month: 15 days at 2 × 20 and 15 at 2 × 50 → 20 + 50 = 70.
+	if got, p := fixed(whole); !got.Equal(dec("70")) || p != april {
+		t.Errorf("whole month: fixed %s over %s, want 70 over April", got, p)
+	}
+	// From 16 April: 15 of 30 days, all under version 2 → 2 × 50 × 15/30 = 50.
+	if got, p := fixed(late); !got.Equal(dec("50")) || p.From != billing.NewDate(2024, 4, 16) {
+		t.Errorf("partial period: fixed %s over %s, want 50 from 16 April", got, p)
 	}
 }
