@@ -2,6 +2,7 @@ package billrun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,6 +72,11 @@ func (w *runWorker) Timeout(*river.Job[RunArgs]) time.Duration { return 12 * tim
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	_, err := w.r.Execute(ctx, job.Args.RunID, nil)
+	if err != nil && ctx.Err() == nil && job.Attempt >= job.MaxAttempts {
+		// The last attempt: end the run as failed so that the period can
+		// be run again (an active run blocks another of the same period).
+		return errors.Join(err, w.r.Fail(context.WithoutCancel(ctx), job.Args.RunID, err))
+	}
 	return err
 }
 

@@ -268,3 +268,16 @@ func (r *Runner) finish(ctx context.Context, run postgres.Run, failure error) er
 		"total", done.Total, "billed", done.Billed, "unchanged", done.Unchanged, "skipped", done.Skipped, "failed", done.Failed, "status", done.Status)
 	return failure
 }
+
+// Fail ends run id as failed with the cause (its committed bills stand;
+// a new run of the period bills the rest).
+func (r *Runner) Fail(ctx context.Context, id int64, cause error) error {
+	run, err := r.store.Run(ctx, 0, id)
+	if err != nil {
+		return err
+	}
+	if err := r.finish(ctx, run, cause); !errors.Is(err, cause) {
+		return err
+	}
+	return nil
+}

@@ -29,6 +29,7 @@ type billrunConfig struct {
 	rerun    bool
 	deadList bool
 	showRun  int
+	resume   int
 	poll     time.Duration
 }
 
@@ -44,6 +45,7 @@ func (c *billrunConfig) register(f *flags) {
 	f.Bool(&c.rerun, "rerun", "", false, "bill only the period's open dead letters")
 	f.Bool(&c.deadList, "dead-letters", "", false, "list the tenant's open dead letters and exit")
 	f.Int(&c.showRun, "show", "", 0, "print one run's progress and exit")
+	f.Int(&c.resume, "resume", "", 0, "continue an interrupted run (by id) in this process")
 	f.Duration(&c.poll, "poll", "", time.Second, "progress polling interval with --enqueue")
 }
 
@@ -125,11 +127,16 @@ func runBillrun(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		run, err := s.CreateRun(ctx, nr, nil)
+		var run billingpg.Run
+		if c.resume != 0 {
+			run, err = s.Run(ctx, tid, int64(c.resume))
+		} else {
+			run, err = s.CreateRun(ctx, nr, nil)
+		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "bill run %d: %s %s %s, batches of %d\n", run.ID, c.tenant, c.service, period, c.batch)
+		fmt.Fprintf(e.stdout, "bill run %d: %s %s %s, batches of %d\n", run.ID, c.tenant, run.Service, run.Period, run.BatchSize)
 		start := time.Now()
 		done, err := runner.Execute(ctx, run.ID, func(r billingpg.Run) { progressBar(e.stdout, r) })
 		fmt.Fprintln(e.stdout)
