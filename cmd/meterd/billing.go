@@ -22,6 +22,7 @@ Subcommands:
   quote    rate a usage description against a tariff file and print lines and totals as JSON
   publish  validate and publish a tariff version for a tenant (immutable once published)
   tariffs  list a tenant's published tariff versions
+  settings show or change a tenant's billing cycle, generation day, due days and minimum payable
   pdf      write a bill's PDF to a file`
 
 func runBilling(ctx context.Context, e env, args []string) error {
@@ -39,6 +40,8 @@ func runBilling(ctx context.Context, e env, args []string) error {
 		return runPublish(ctx, e, args[1:])
 	case "tariffs":
 		return runTariffs(ctx, e, args[1:])
+	case "settings":
+		return runSettings(ctx, e, args[1:])
 	case "pdf":
 		return runBillPDF(ctx, e, args[1:])
 	}
@@ -212,4 +215,63 @@ func billDocument(b *billingpg.StoredBill) *pdf.Bill {
 		doc.History = append(doc.History, pdf.UsageBar{Label: h.From.Start(time.UTC).Format("Jan 06"), KWh: kwh, Estimated: h.Estimated})
 	}
 	return doc
+}
+
+func runSettings(ctx context.Context, e env, args []string) error {
+	var db dbConfig
+	var tenant, service, cycle, scheduled string
+	var day, due int
+	var minPct string
+	f := newFlags("billing settings", "Usage: meterd billing settings --tenant CODE [--cycle monthly|quarterly] [--day N] [--due-days N] [--minimum-pct P] [--scheduled true|false]\n\nShows a tenant's billing rules for a service; any rule given is changed first.", e.getenv, e.stderr)
+	db.register(f)
+	f.String(&tenant, "tenant", "METERD_TENANT", "", "tenant code")
+	f.String(&service, "service", "", "electricity", "electricity, water or sewerage")
+	f.String(&cycle, "cycle", "", "", "monthly or quarterly")
+	f.Int(&day, "day", "", 0, "generation day of the month, 1..28 (quarterly: in Jan, Apr, Jul, Oct)")
+	f.Int(&due, "due-days", "", -1, "days from issue to due date")
+	f.String(&minPct, "minimum-pct", "", "", "least part payment, percent of the total (100: none)")
+	f.String(&scheduled, "scheduled", "", "", "true or false: whether serve starts runs on the generation day")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	return withStore(ctx, db, func(s *billingpg.Store, _ *poolComponent) error {
+		tid, err := s.TenantByCode(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		st, err := s.Settings(ctx, tid, service)
+		if err != nil {
+			return err
+		}
+		changed := false
+		if cycle != "" {
+			if st.Cycle, err = billing.ParseCycle(cycle); err != nil {
+				return err
+			}
+			changed = true
+		}
+		if day != 0 {
+			st.GenerationDay, changed = day, true
+		}
+		if due >= 0 {
+			st.DueAfterDays, changed = due, true
+		}
+		if minPct != "" {
+			if st.MinimumPayablePct, err = decimal.NewFromString(minPct); err != nil {
+				return fmt.Errorf("minimum-pct: %w", err)
+			}
+			changed = true
+		}
+		if scheduled != "" {
+			st.Scheduled, changed = scheduled == "true", true
+		}
+		if changed {
+			if err := s.PutSettings(ctx, st); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(e.stdout, "%s %s: %s, generated on day %d, due after %d days, minimum payable %s%%, scheduled %v\n",
+			tenant, service, st.Cycle, st.GenerationDay, st.DueAfterDays, st.MinimumPayablePct, st.Scheduled)
+		return nil
+	})
 }

@@ -91,6 +91,14 @@ func TestBillrunCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "published electricity/lt-domestic") {
 		t.Fatalf("publish: exit %d, %s %s", code, out, errOut)
 	}
+	code, out, errOut = runCLI(t, env, "billing", "settings", "--tenant", "test-discom", "--due-days", "10", "--minimum-pct", "50")
+	if code != 0 || !strings.Contains(out, "monthly, generated on day 1, due after 10 days, minimum payable 50%") {
+		t.Fatalf("settings: exit %d, %s %s", code, out, errOut)
+	}
+	code, _, _ = runCLI(t, env, "billing", "settings", "--tenant", "test-discom", "--due-days", "15", "--minimum-pct", "100")
+	if code != 0 {
+		t.Fatal("settings back")
+	}
 	start := time.Now()
 	code, out, errOut = runCLI(t, env, "billrun", "--tenant", "test-discom", "--period", "2024-04", "--issue-date", "2024-05-05", "--batch-size", "1")
 	if code != 0 {
