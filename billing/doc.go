@@ -9,9 +9,16 @@
 // (delta computation on recalculation, running round-off, advance and
 // payment apportionment), all as pure functions the storage layer calls.
 //
+// The root also composes a bill from open demands (ComposeBill: current
+// charges, arrears, advance, round-off, total, minimum payable).
+//
 // Subpackages: billing/tariff (tariff documents, validation, rating and
 // quotes), billing/municipal (sewerage and water calculators),
-// billing/consumption (period consumption, estimation and rebills).
+// billing/consumption (period consumption from register buckets,
+// estimation and rebills), billing/postgres (tariff versions, demands and
+// the ledger, bills, bill runs; the payments component posts through its
+// PostCollection), billing/billrun (bill runs as River jobs: batches,
+// retries, dead letters, scheduling), billing/pdf (bill PDFs).
 //
 // The package root and its pure subpackages import only the standard
 // library, github.com/shopspring/decimal and meter. SQL lives in
