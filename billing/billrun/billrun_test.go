@@ -100,6 +100,13 @@ func TestBillRunFleetWithFailures(t *testing.T) {
 	if got := out.events(postgres.EventRunSummary); got != 1 {
 		t.Errorf("run summaries = %d (one official)", got)
 	}
+	for _, m := range out.msgs {
+		if m.Event == postgres.EventRunSummary {
+			if fs, _ := m.Payload["failures"].([]map[string]any); len(fs) != 4 || m.Payload["billed"] != 30 {
+				t.Errorf("run summary payload = %v", m.Payload)
+			}
+		}
+	}
 
 	// The estimated bill says so; the gap bracketed by reads does not.
 	var estimated, gap bool

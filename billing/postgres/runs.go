@@ -327,11 +327,25 @@ func (s *Store) FinishRun(ctx context.Context, id int64, failure error) (Run, er
 		if err != nil {
 			return err
 		}
+		// The first failures with their reasons, for the summary.
+		rows, err = tx.Query(ctx, `SELECT consumer_code, reason FROM billing_dead_letters WHERE last_run_id = $1 AND resolved_at IS NULL ORDER BY id LIMIT 50`, id)
+		if err != nil {
+			return err
+		}
+		failures, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (map[string]any, error) {
+			var code, reason string
+			err := r.Scan(&code, &reason)
+			return map[string]any{"consumer_code": code, "reason": reason}, err
+		})
+		if err != nil {
+			return err
+		}
 		msgs := make([]Notification, 0, len(users))
 		for _, u := range users {
 			msgs = append(msgs, Notification{TenantID: run.TenantID, UserID: u, Event: EventRunSummary, DedupeKey: fmt.Sprintf("%s:%d:%d", EventRunSummary, id, u),
 				Payload: map[string]any{"run_id": id, "service": run.Service, "period_from": run.Period.From.String(), "period_to": run.Period.To.String(),
-					"total": run.Total, "billed": run.Billed, "unchanged": run.Unchanged, "skipped": run.Skipped, "failed": run.Failed, "status": status, "error": msg}})
+					"total": run.Total, "billed": run.Billed, "unchanged": run.Unchanged, "skipped": run.Skipped, "failed": run.Failed, "status": status, "error": msg,
+					"failures": failures}})
 		}
 		if len(msgs) == 0 {
 			return nil
