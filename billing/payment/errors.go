@@ -7,9 +7,10 @@ import (
 	"github.com/meterd/meterd/billing"
 )
 
-// ErrInvalidInput is the kind of a request that fails validation; it wraps
-// billing.ErrInvalidInput. Field problems come as *billing.ValidationError.
-var ErrInvalidInput = fmt.Errorf("payment: %w", billing.ErrInvalidInput)
+// ErrInvalidInput is the kind of a request that fails validation: it is
+// billing.ErrInvalidInput, so field problems come as
+// *billing.ValidationError and errors.Is matches both.
+var ErrInvalidInput = billing.ErrInvalidInput
 
 // ErrCardData is returned for a request that carries a card number or a
 // card verification value: card data never reaches meterd (payers type it

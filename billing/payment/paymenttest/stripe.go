@@ -214,8 +214,8 @@ func metadata(form url.Values) map[string]any {
 }
 
 func (p *StripePeer) post(path string, form url.Values) (int, any) {
-	switch {
-	case path == "/v1/payment_intents":
+	switch path {
+	case "/v1/payment_intents":
 		amount, err := strconv.ParseInt(form.Get("amount"), 10, 64)
 		if err != nil || amount < 50 {
 			return stripeError(400, "invalid_request_error", "amount_too_small", "Amount must be at least 50 cents", "amount")
@@ -243,7 +243,7 @@ func (p *StripePeer) post(path string, form url.Values) (int, any) {
 			}
 		}
 		return 200, pi
-	case path == "/v1/refunds":
+	case "/v1/refunds":
 		pi, ok := p.intents[form.Get("payment_intent")]
 		if !ok {
 			return stripeError(400, "invalid_request_error", "resource_missing", "No such payment_intent", "payment_intent")
