@@ -300,3 +300,38 @@ func BenchmarkArgon2(b *testing.B) {
 		})
 	}
 }
+
+// TestTokenCacheKeepsChecks: a token verified once is remembered, but its
+// expiry still applies, and after a minute it is verified again (a key
+// removed from the ring stops working).
+func TestTokenCacheKeepsChecks(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	k1 := keyring.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, 32)}
+	k2 := keyring.Key{ID: "k2", Secret: bytes.Repeat([]byte{2}, 32)}
+	tk := testTokens(t, clock, k1)
+	tok, _, _ := tk.Issue(Principal{TenantID: 1, UserID: 2, Role: RoleConsumer, SessionID: 3}, now)
+	if _, err := tk.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(14 * time.Minute)
+	if _, err := tk.Verify(tok); err != nil {
+		t.Fatalf("within its lifetime: %v", err)
+	}
+	now = now.Add(2 * time.Minute) // past exp + 30 s leeway
+	if _, err := tk.Verify(tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired but cached token: %v", err)
+	}
+	// Rotation: k1 dropped from a ring that had verified its token.
+	now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ring := testTokens(t, clock, k1)
+	tok1, _, _ := ring.Issue(Principal{TenantID: 1, UserID: 2, Role: RoleConsumer, SessionID: 3}, now)
+	if _, err := ring.Verify(tok1); err != nil {
+		t.Fatal(err)
+	}
+	ring.keys = map[string][]byte{k2.ID: k2.Secret} // as after a restart with k1 removed
+	now = now.Add(verifiedTTL + time.Second)
+	if _, err := ring.Verify(tok1); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("token of a removed key after the cache period: %v", err)
+	}
+}

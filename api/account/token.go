@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -88,7 +89,26 @@ type Tokens struct {
 	cfg    TokenConfig
 	keys   map[string][]byte
 	parser *jwt.Parser
+
+	// verified remembers tokens whose signature and claims were checked
+	// (parsing a JWT costs tens of microseconds, most of a cheap request).
+	// Only the identical token string hits; its expiry is still checked
+	// on every use, and entries are re-verified after verifiedTTL, so a
+	// key removed from the ring stops working within that time.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	p       Principal
+	exp     time.Time // the token's expiry
+	checked time.Time // when it was verified
+}
+
+const (
+	verifiedTTL = time.Minute
+	verifiedMax = 50_000
+)
 
 // The only signing algorithm accepted. Pinning it is what stops alg:none
 // and algorithm-confusion tokens.
@@ -100,7 +120,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	t := &Tokens{cfg: cfg, keys: make(map[string][]byte, len(cfg.Keys))}
+	t := &Tokens{cfg: cfg, keys: make(map[string][]byte, len(cfg.Keys)), verified: map[string]verifiedToken{}}
 	for _, k := range cfg.Keys {
 		t.keys[k.ID] = k.Secret
 	}
@@ -155,15 +175,36 @@ func (t *Tokens) Issue(p Principal, now time.Time) (string, time.Time, error) {
 // expiry, not-before and issued-at, and returns its principal. Every
 // failure is ErrUnauthenticated (the cause is wrapped for logs).
 func (t *Tokens) Verify(token string) (Principal, error) {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	v, ok := t.verified[token]
+	t.mu.Unlock()
+	if ok && now.Sub(v.checked) < verifiedTTL && now.Before(v.exp.Add(t.cfg.Leeway)) {
+		return v.p, nil
+	}
+	p, exp, err := t.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	t.mu.Lock()
+	if len(t.verified) >= verifiedMax {
+		clear(t.verified)
+	}
+	t.verified[token] = verifiedToken{p: p, exp: exp, checked: now}
+	t.mu.Unlock()
+	return p, nil
+}
+
+func (t *Tokens) verify(token string) (Principal, time.Time, error) {
 	var c accessClaims
 	if _, err := t.parser.ParseWithClaims(token, &c, t.keyFor); err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		return Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	uid, err := strconv.ParseInt(c.Subject, 10, 64)
-	if err != nil || uid <= 0 || c.TenantID <= 0 || c.SessionID <= 0 || !c.Role.Valid() {
-		return Principal{}, fmt.Errorf("%w: malformed claims", ErrUnauthenticated)
+	if err != nil || uid <= 0 || c.TenantID <= 0 || c.SessionID <= 0 || !c.Role.Valid() || c.ExpiresAt == nil {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: malformed claims", ErrUnauthenticated)
 	}
-	return Principal{TenantID: c.TenantID, UserID: uid, Role: c.Role, Department: c.Department, SessionID: c.SessionID}, nil
+	return Principal{TenantID: c.TenantID, UserID: uid, Role: c.Role, Department: c.Department, SessionID: c.SessionID}, c.ExpiresAt.Time, nil
 }
 
 func (t *Tokens) keyFor(tok *jwt.Token) (any, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meterd/meterd/api/account"
@@ -103,6 +104,15 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 	return list, nil
 }
 
+// i64 returns a new pointer to v's value (scan targets are reused).
+func i64(v pgtype.Int8) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	x := v.Int64
+	return &x
+}
+
 func f64(p *float32) *float64 {
 	if p == nil {
 		return nil
@@ -160,36 +170,50 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 	}
 	defer rows.Close()
 	var out []usage.SpanBuckets
+	// Value types (no per-column allocations): a month of hourly buckets
+	// is hundreds of rows.
+	var (
+		since, until, start, first, last          pgtype.Timestamptz
+		initial, firstImp, lastImp, lastExp       pgtype.Int8
+		impDelta, expDelta, powerSamples, samples pgtype.Int8
+		load, powerSum                            pgtype.Float8
+		maxP                                      pgtype.Float4
+		isPrev                                    pgtype.Bool
+	)
 	for rows.Next() {
 		var sp usage.Span
-		var since, to *time.Time
-		var isPrev *bool
-		var b usage.Bucket
-		var start, first, last *time.Time
-		var maxP *float32
-		var samples, powerSamples *int64
-		if err := rows.Scan(&sp.MeterID, &sp.ConnectionID, &since, &to, &sp.InitialImportWh, &sp.SanctionedLoadKW,
-			&isPrev, &start, &first, &last, &b.FirstImportWh, &b.LastImportWh, &b.LastExportWh, &b.ImportDeltaWh,
-			&b.ExportDeltaWh, &maxP, &b.PowerSumW, &powerSamples, &samples); err != nil {
+		if err := rows.Scan(&sp.MeterID, &sp.ConnectionID, &since, &until, &initial, &load,
+			&isPrev, &start, &first, &last, &firstImp, &lastImp, &lastExp, &impDelta,
+			&expDelta, &maxP, &powerSum, &powerSamples, &samples); err != nil {
 			return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
 		}
-		if to != nil {
-			sp.To = *to
+		if since.Valid {
+			sp.From = since.Time
 		}
-		if since != nil {
-			sp.From = *since
+		if until.Valid {
+			sp.To = until.Time
 		}
+		sp.InitialImportWh = i64(initial)
+		sp.SanctionedLoadKW = load.Float64
 		if n := len(out); n == 0 || out[n-1].MeterID != sp.MeterID || !out[n-1].From.Equal(sp.From) {
 			out = append(out, usage.SpanBuckets{Span: sp})
 		}
-		if isPrev == nil {
+		if !isPrev.Valid {
 			continue // a span without buckets
 		}
-		b.Start, b.FirstTime, b.LastTime = *start, *first, *last
-		b.MaxPowerW = f64(maxP)
-		b.PowerSamples, b.Samples = *powerSamples, *samples
+		b := usage.Bucket{Start: start.Time, FirstTime: first.Time, LastTime: last.Time,
+			FirstImportWh: i64(firstImp), LastImportWh: i64(lastImp), LastExportWh: i64(lastExp),
+			ImportDeltaWh: i64(impDelta), ExportDeltaWh: i64(expDelta), PowerSamples: powerSamples.Int64, Samples: samples.Int64}
+		if maxP.Valid {
+			v := float64(maxP.Float32)
+			b.MaxPowerW = &v
+		}
+		if powerSum.Valid {
+			v := powerSum.Float64
+			b.PowerSumW = &v
+		}
 		cur := &out[len(out)-1]
-		if *isPrev {
+		if isPrev.Bool {
 			bb := b
 			cur.Prev = &bb
 		} else {
