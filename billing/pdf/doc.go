@@ -2,7 +2,9 @@
 // property, meter and period, previous and current readings, consumption
 // (estimated flagged), line items, arrears and advance, total payable and
 // due date, a 12-period usage bar chart drawn as vector rectangles, and a
-// UPI payment QR code (a upi://pay URI; rsc.io/qr encodes it).
+// UPI payment QR code (a upi://pay URI; rsc.io/qr encodes it). It also
+// renders payment receipts (RenderReceipt, receipt.go, added by the
+// payments component) in the same fonts and style.
 //
 // DejaVu Sans is embedded (fonts/, licence in fonts/LICENSE-DejaVu.txt) so
 // the rupee sign renders without system fonts. Output is deterministic:
