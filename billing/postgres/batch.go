@@ -339,7 +339,7 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 				f(&inputs[r.input].Meters[r.span])
 			}
 		}
-		if err := loadBuckets(ctx, tx, "readings_daily", meterIDs, start, end, func(m int64, b consumption.RegisterBucket, base bool) {
+		if err := loadBuckets(ctx, tx, "readings_daily", meterIDs, start, end, 48*time.Hour, func(m int64, b consumption.RegisterBucket, base bool) {
 			if base && b.LastTime.Before(eventsFrom) {
 				eventsFrom = b.LastTime
 			}
@@ -355,7 +355,7 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 			return nil, err
 		}
 		if len(hourlyMeterIDs) > 0 {
-			if err := loadBuckets(ctx, tx, "readings_hourly", hourlyMeterIDs, start, end, func(m int64, b consumption.RegisterBucket, base bool) {
+			if err := loadBuckets(ctx, tx, "readings_hourly", hourlyMeterIDs, start, end, 2*time.Hour, func(m int64, b consumption.RegisterBucket, base bool) {
 				set(m, func(ms *MeterSpan) {
 					if ms.Hourly == nil {
 						return
@@ -430,25 +430,53 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 }
 
 // loadBuckets reads rollup buckets of meters in [start, end) and each
-// meter's last bucket before start (base true).
-func loadBuckets(ctx context.Context, tx pgx.Tx, table string, meterIDs []int64, start, end time.Time, f func(meter int64, b consumption.RegisterBucket, base bool)) error {
+// meter's last bucket before start (base true). The base usually is the
+// bucket just before start, read with the window; meters without one there
+// (a gap) get theirs looked up one by one.
+func loadBuckets(ctx context.Context, tx pgx.Tx, table string, meterIDs []int64, start, end time.Time, lookback time.Duration,
+	f func(meter int64, b consumption.RegisterBucket, base bool)) error {
 	cols := `bucket, first_ts, last_ts, first_import_wh, last_import_wh`
-	rows, err := tx.Query(ctx, `SELECT m.id, true, b.`+cols+` FROM unnest($1::bigint[]) AS m(id)
-		CROSS JOIN LATERAL (SELECT `+cols+` FROM `+table+` r WHERE r.meter_id = m.id AND r.bucket < $2 AND r.last_import_wh IS NOT NULL
-			ORDER BY r.bucket DESC LIMIT 1) b
-		UNION ALL
-		SELECT meter_id, false, `+cols+` FROM `+table+` WHERE meter_id = ANY($1) AND bucket >= $2 AND bucket < $3 AND last_import_wh IS NOT NULL
-		ORDER BY 1, 2 DESC, 3`, meterIDs, start, end)
+	rows, err := tx.Query(ctx, `SELECT meter_id, `+cols+` FROM `+table+`
+		WHERE meter_id = ANY($1) AND bucket >= $2 AND bucket < $3 AND last_import_wh IS NOT NULL ORDER BY meter_id, bucket`,
+		meterIDs, start.Add(-lookback), end)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", table, err)
 	}
 	var (
 		m    int64
-		base bool
 		b    consumption.RegisterBucket
+		base = make(map[int64]consumption.RegisterBucket, len(meterIDs))
 	)
-	_, err = pgx.ForEachRow(rows, []any{&m, &base, &b.Start, &b.FirstTime, &b.LastTime, &b.FirstWh, &b.LastWh}, func() error {
-		f(m, b, base)
+	_, err = pgx.ForEachRow(rows, []any{&m, &b.Start, &b.FirstTime, &b.LastTime, &b.FirstWh, &b.LastWh}, func() error {
+		if b.Start.Before(start) {
+			base[m] = b // rows come in bucket order: the last one wins
+			return nil
+		}
+		f(m, b, false)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load %s: %w", table, err)
+	}
+	var missing []int64
+	for _, id := range meterIDs {
+		if bb, ok := base[id]; ok {
+			f(id, bb, true)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err = tx.Query(ctx, `SELECT m.id, b.`+cols+` FROM unnest($1::bigint[]) AS m(id)
+		CROSS JOIN LATERAL (SELECT `+cols+` FROM `+table+` r WHERE r.meter_id = m.id AND r.bucket < $2 AND r.last_import_wh IS NOT NULL
+			ORDER BY r.bucket DESC LIMIT 1) b`, missing, start)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", table, err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&m, &b.Start, &b.FirstTime, &b.LastTime, &b.FirstWh, &b.LastWh}, func() error {
+		f(m, b, true)
 		return nil
 	})
 	if err != nil {
