@@ -124,11 +124,19 @@ func (g *schemaGen) operation(rt Route) map[string]any {
 	if rt.Query != nil {
 		params = append(params, g.queryParams(reflect.TypeOf(rt.Query))...)
 	}
+	for _, hp := range rt.Headers {
+		params = append(params, map[string]any{"name": hp.Name, "in": "header", "required": hp.Required, "description": hp.Doc,
+			"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": 255}})
+	}
 	if params != nil {
 		op["parameters"] = params
 	}
 	if rt.Body != nil {
-		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": g.ref(reflect.TypeOf(rt.Body))}}}
+		ct := rt.BodyType
+		if ct == "" {
+			ct = "application/json"
+		}
+		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{ct: map[string]any{"schema": g.ref(reflect.TypeOf(rt.Body))}}}
 	}
 	responses := map[string]any{}
 	for _, resp := range rt.Responses {

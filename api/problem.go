@@ -15,6 +15,7 @@ import (
 	"github.com/meterd/meterd/api/support"
 	"github.com/meterd/meterd/api/usage"
 	"github.com/meterd/meterd/billing"
+	"github.com/meterd/meterd/billing/payment"
 )
 
 // This file is the only one in meterd that knows HTTP status codes. Domain
@@ -60,6 +61,13 @@ var (
 	KindSecondFactorRequired = Kind{"SecondFactorRequired", http.StatusUnauthorized, "Second factor required"}
 	KindInvalidToken         = Kind{"InvalidToken", http.StatusBadRequest, "Token invalid or expired"}
 
+	// Payment conditions (issue 7): idempotency keys in use or reused with
+	// another request (clients retry later or use a new key), and webhooks
+	// whose signature does not verify (the sender's problem, not a retry).
+	KindIdempotencyKeyInUse    = Kind{"IdempotencyKeyInUse", http.StatusConflict, "A request with this Idempotency-Key is in progress"}
+	KindIdempotencyKeyMismatch = Kind{"IdempotencyKeyMismatch", http.StatusUnprocessableEntity, "Idempotency-Key reused with a different request"}
+	KindInvalidSignature       = Kind{"InvalidSignature", http.StatusBadRequest, "Webhook signature invalid"}
+
 	KindNotFound         = Kind{"NotFound", http.StatusNotFound, "Not found"}
 	KindMethodNotAllowed = Kind{"MethodNotAllowed", http.StatusMethodNotAllowed, "Method not allowed"}
 	KindConflict         = Kind{"Conflict", http.StatusConflict, "Conflict"}
@@ -80,6 +88,7 @@ func Kinds() []Kind {
 		KindBillNotFound, KindNotificationSending, KindReminderSetting, KindAbnormalUsage,
 		KindInvalidQuery, KindSupportTicketNotFound, KindSupportStaffUnavailable,
 		KindEmailNotVerified, KindSecondFactorRequired, KindInvalidToken,
+		KindIdempotencyKeyInUse, KindIdempotencyKeyMismatch, KindInvalidSignature,
 		KindNotFound, KindMethodNotAllowed, KindConflict, KindPayloadTooLarge, KindUnsupportedMedia,
 		KindRateLimited, KindTimeout, KindUnavailable, KindInternal,
 	}
@@ -220,6 +229,16 @@ var errorTable = []mapping{
 	{is(usage.ErrMeterConnection), KindMeterConnection},
 	{is(usage.ErrNotFound), KindNotFound},
 	{is(usage.ErrDataAccess), KindDataAccess},
+
+	// Payments (billing/payment). Provider failures are PaymentProcessing
+	// with a detail that reveals nothing of the provider's answer.
+	{is(payment.ErrBillNotFound), KindBillNotFound},
+	{is(payment.ErrNotFound), KindNotFound},
+	{is(payment.ErrConflict), KindConflict},
+	{is(payment.ErrIdempotencyInUse), KindIdempotencyKeyInUse},
+	{is(payment.ErrIdempotencyMismatch), KindIdempotencyKeyMismatch},
+	{is(payment.ErrSignature), KindInvalidSignature},
+	{is(payment.ErrProvider), KindPaymentProcessing},
 
 	// Billing (billing, billing/postgres). A missing bill is BillNotFound
 	// (the bill handlers say so); other missing billing records NotFound.

@@ -10,6 +10,7 @@ import (
 	"github.com/meterd/meterd/api/account"
 	"github.com/meterd/meterd/api/support"
 	"github.com/meterd/meterd/api/usage"
+	"github.com/meterd/meterd/billing/payment"
 )
 
 // Services are the domain services the API serves.
@@ -20,6 +21,12 @@ type Services struct {
 	// Billing serves bills, tariffs and bill runs; nil leaves the billing
 	// routes out of the table.
 	Billing Billing
+	// Payments takes payments for bills (billing/payment); nil leaves the
+	// payment and webhook routes out of the table.
+	Payments *payment.Service
+	// Sandbox is the built-in sandbox provider's checkout page; nil leaves
+	// /sandbox out.
+	Sandbox SandboxCheckout
 }
 
 // Route is one row of the permission table: an endpoint, who may call it,
@@ -43,12 +50,24 @@ type Route struct {
 	Query any
 	// Body is the request body type (nil: none).
 	Body any
+	// BodyType is the request body's content type; default
+	// application/json.
+	BodyType string
+	// Headers documents request headers the route reads.
+	Headers []HeaderParam
 	// Responses are the success responses.
 	Responses []Response
 	// Problems are the problem types the route may answer with, besides
 	// the authentication and authorization ones every guarded route has.
 	Problems []Kind
 	Handler  func(r *Request) error
+}
+
+// HeaderParam is a documented request header.
+type HeaderParam struct {
+	Name     string
+	Doc      string
+	Required bool
 }
 
 // Response is a documented success response.
@@ -161,6 +180,10 @@ func (h *handlers) table() []Route {
 	rts := h.coreTable()
 	if h.svc.Billing != nil {
 		rts = append(rts, h.billingRoutes()...)
+	}
+	if h.svc.Payments != nil {
+		rts = append(rts, h.paymentRoutes()...)
+		rts = append(rts, h.webhookRoutes()...)
 	}
 	return rts
 }

@@ -73,3 +73,13 @@ func render(d pageData) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// Submit plays the payer choosing instrument code for an order on the
+// checkout page (see Pay) and renders the result page.
+func (g *Gateway) Submit(orderID, code string) ([]byte, error) {
+	res, err := g.Pay(orderID, code)
+	if err != nil {
+		return nil, err
+	}
+	return g.ResultPage(res)
+}
