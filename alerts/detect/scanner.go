@@ -101,10 +101,10 @@ func NewScanner(cfg Config, st Store, now func() time.Time, log *slog.Logger) (*
 // Config returns the scanner's configuration with defaults filled in.
 func (s *Scanner) Config() Config { return s.cfg }
 
-// ScanHourly judges, for every tenant, the hours completed since the last
-// hourly scan (at most MaxHoursPerScan, the newest) against each meter's
-// baseline, and resolves deviation alerts not seen for
-// DeviationClearAfter. It returns the number of findings.
+// ScanHourly checks, for every tenant, the meters' liveness and judges the
+// hours completed since the last hourly scan (at most MaxHoursPerScan, the
+// newest) against each meter's baseline, and resolves deviation alerts not
+// seen for DeviationClearAfter. It returns the number of findings.
 func (s *Scanner) ScanHourly(ctx context.Context) (int, error) {
 	now := s.now().UTC()
 	rz, err := s.st.RollupZone(ctx)
@@ -117,6 +117,11 @@ func (s *Scanner) ScanHourly(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, t := range tenants {
+		n, err := s.ScanLiveness(ctx, t)
+		total += n
+		if err != nil {
+			return total, err
+		}
 		last := lastComplete(now.Add(-s.cfg.Settle), time.Hour, rz)
 		wm, ok, err := s.st.Watermark(ctx, t.ID, "hourly")
 		if err != nil {
@@ -133,7 +138,7 @@ func (s *Scanner) ScanHourly(ctx context.Context) (int, error) {
 		if len(hours) == 0 {
 			continue
 		}
-		n, err := s.ScanHours(ctx, t, hours)
+		n, err = s.ScanHours(ctx, t, hours)
 		total += n
 		if err != nil {
 			return total, err
@@ -277,8 +282,8 @@ func (s *Scanner) ScanHours(ctx context.Context, t Tenant, hours []time.Time) (i
 }
 
 // ScanDaily judges, for every tenant, the days completed since the last
-// daily scan (the first scan reads LookbackDays) and the meters' liveness.
-// It returns the number of findings.
+// daily scan (the first scan reads LookbackDays). It returns the number of
+// findings.
 func (s *Scanner) ScanDaily(ctx context.Context) (int, error) {
 	now := s.now().UTC()
 	rz, err := s.st.RollupZone(ctx)
@@ -292,11 +297,6 @@ func (s *Scanner) ScanDaily(ctx context.Context) (int, error) {
 	total := 0
 	for _, t := range tenants {
 		n, err := s.scanTenantDays(ctx, t, rz, now)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		n, err = s.ScanLiveness(ctx, t)
 		total += n
 		if err != nil {
 			return total, err

@@ -37,10 +37,10 @@ type Reminders interface {
 
 // Scanner is the abnormal-usage detector (detect.Scanner).
 type Scanner interface {
-	// ScanHourly evaluates the hours completed since the last scan.
+	// ScanHourly checks liveness and evaluates the hours completed since
+	// the last scan.
 	ScanHourly(ctx context.Context) (int, error)
-	// ScanDaily evaluates the days completed since the last scan and the
-	// meters' liveness.
+	// ScanDaily evaluates the days completed since the last scan.
 	ScanDaily(ctx context.Context) (int, error)
 }
 

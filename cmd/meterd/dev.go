@@ -106,11 +106,17 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return nil
 	}})
 	c.serve.db.url = "set by the migrate step"
+	// Notifications go to sinks on this machine: an SMTP server on
+	// loopback and log-only SMS and push providers (see the banner).
+	devNotify := newDevNotifications(log.With("component", "dev-notify"))
+	c.serve.notify.dev = devNotify
+	g.Add("notification sinks", devNotify)
 	reg := newRegistry()
 	stack, err := addServeStack(g, c.serve, log, reg)
 	if err != nil {
 		return err
 	}
+	mountDevNotifications(stack.srv.App(), devNotify)
 	pools, srv := stack.pools, stack.srv
 	var demo demoLogins
 	g.Add("demo data", lifecycle.Funcs{StartFunc: func(ctx context.Context) error {
@@ -152,6 +158,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		if u := gw.BrokerURL(); u != "" {
 			fmt.Fprintf(&b, "  MQTT        %s  (embedded broker; meters log in with their own credentials)\n", u)
 		}
+		b.WriteString(devNotify.banner(srv.Addr()))
 		if c.simMeters > 0 {
 			fmt.Fprintf(&b, "  Simulator   %d meters of tenant %q publishing every %v  (offline meters: http://%s/ingest/offline)\n",
 				c.simMeters, simulator.DefaultTenant, c.simInterval, srv.Addr())

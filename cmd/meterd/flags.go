@@ -76,6 +76,18 @@ func (f *flags) Duration(p *time.Duration, name, env string, def time.Duration, 
 	f.fs.DurationVar(p, name, def, describe(usage, env))
 }
 
+func (f *flags) Float(p *float64, name, env string, def float64, usage string) {
+	if v, ok := f.env(name, env); ok {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a number", env, v))
+		} else {
+			def = x
+		}
+	}
+	f.fs.Float64Var(p, name, def, describe(usage, env))
+}
+
 func (f *flags) Bool(p *bool, name, env string, def bool, usage string) {
 	if v, ok := f.env(name, env); ok {
 		b, err := strconv.ParseBool(v)

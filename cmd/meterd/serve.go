@@ -23,6 +23,7 @@ type serveConfig struct {
 	upkeep   schema.UpkeepConfig
 	jobs     schema.JobsConfig
 	billing  billrun.Config
+	notify   notifyConfig
 	workers  int
 	shutdown time.Duration
 }
@@ -44,11 +45,12 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 	f.Int(&c.workers, "job-workers", "METERD_JOB_WORKERS", 20, "background jobs run at once by this instance")
 	f.Int(&c.billing.BatchSize, "billrun-batch-size", "METERD_BILLRUN_BATCH_SIZE", 500, "connections billed per transaction by bill runs")
 	f.Duration(&c.billing.ScheduleEvery, "billrun-schedule-every", "METERD_BILLRUN_SCHEDULE_EVERY", time.Hour, "how often due bill runs and overdue bills are checked")
+	c.notify.register(f)
 	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
 }
 
 func (c serveConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), positive("job-workers", c.workers))
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), c.notify.Validate(), positive("job-workers", c.workers))
 }
 
 func positive(name string, v int) error {
@@ -63,6 +65,9 @@ type serveStack struct {
 	pools *poolComponent
 	srv   *api.Server
 	api   *apiComponent // its services exist once it has started
+	// alerts are the notification engine, reminders and detector, built
+	// when the jobs start.
+	alerts *alertsParts
 }
 
 // addServeStack adds the pool, the API services and routes, the job
@@ -75,18 +80,19 @@ func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *pro
 		return serveStack{}, err
 	}
 	apis := &apiComponent{cfg: c.api, pools: pools, srv: srv, upkeep: c.upkeep, log: log}
+	alertParts := &alertsParts{}
 	jobs := &riverComponent{
 		pools:   pools,
 		log:     log,
 		workers: c.workers,
 		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log), apiRegistrar(apis, log.With("component", "api-jobs")),
-			billingRegistrar(pools, c.billing, log, reg)},
+			billingRegistrar(pools, c.billing, log, reg), alertsRegistrar(pools, c.notify, c.api, log, reg, alertParts)},
 	}
 	g.Add("database pool", pools)
 	g.Add("api services", apis)
 	g.Add("jobs", jobs)
 	g.Add("http", srv)
-	return serveStack{pools: pools, srv: srv, api: apis}, nil
+	return serveStack{pools: pools, srv: srv, api: apis, alerts: alertParts}, nil
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
