@@ -2,6 +2,7 @@ package billrun
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,6 +198,25 @@ func TestImmutability(t *testing.T) {
 		if pe := pgErrCode(err); pe != "MD001" {
 			code = pe
 			t.Errorf("%s: %v (code %s), want MD001", sql, err, code)
+		}
+	}
+	// References are checked per statement: no detail without its demand,
+	// no bill of another tenant's demand.
+	for _, sql := range []string{
+		`INSERT INTO demand_details (demand_id, tax_head, category, tax_amount, source) VALUES (999999, 'x', 'CHARGES', 1, 'calculation')`,
+		`INSERT INTO demands (tenant_id, connection_id, service, consumer_code, period_from, period_to, due_date, tariff_plan)
+			VALUES (999999, 1, 'electricity', 'x', '2030-01-01', '2030-01-31', '2030-02-15', 'x')`,
+		`INSERT INTO bills (tenant_id, connection_id, demand_id, number, financial_year, seq, service, consumer_code, tariff_plan, currency,
+			period_from, period_to, issue_date, due_date, current_charges, total, minimum_payable, lines)
+			SELECT tenant_id + 1, connection_id, id, 'X/1', 2099, 1, service, consumer_code, tariff_plan, 'INR', period_from, period_to,
+			period_to, period_to, 0, 0, 0, '[]' FROM demands WHERE period_from = '2030-03-01'`,
+	} {
+		if strings.Contains(sql, "2030-03-01") {
+			f.exec(`INSERT INTO demands (tenant_id, connection_id, service, consumer_code, period_from, period_to, due_date, tariff_plan)
+				SELECT tenant_id, connection_id, service, consumer_code, '2030-03-01', '2030-03-31', '2030-04-15', tariff_plan FROM demands LIMIT 1`)
+		}
+		if _, err := pool.Exec(ctx, sql); pgErrCode(err) != "23503" {
+			t.Errorf("%s: %v, want a reference violation (23503)", strings.Fields(sql)[2], err)
 		}
 	}
 	// Payment state may change.
