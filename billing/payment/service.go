@@ -662,6 +662,9 @@ func (r RefundInput) hash(paymentID int64) []byte {
 // retry with the key, or the next reconciliation, asks again with the same
 // reference, so the provider refunds once.
 func (s *Service) Refund(ctx context.Context, c Caller, key string, paymentID int64, in RefundInput) (Refund, bool, error) {
+	if _, err := s.store.Payment(ctx, c.TenantID, c.Owner(), paymentID); err != nil {
+		return Refund{}, false, err
+	}
 	if err := ValidateKey(key); err != nil {
 		return Refund{}, false, err
 	}
