@@ -89,10 +89,13 @@ func Daily(cfg Config, m Meter, days []Day, events []CounterEvent, th Thresholds
 			month, monthWh, monthReported = k, 0, false
 		}
 		monthWh += consumed
+		// A day with too few readings to tell neither extends nor breaks a
+		// run of frozen days, unless the register moved.
 		frozen := isFrozen(d, prev, cfg.AdjacentGap)
-		if frozen {
+		switch {
+		case frozen:
 			frozenRun++
-		} else if d.Samples > 0 {
+		case moved(d, prev, cfg.AdjacentGap):
 			frozenRun = 0
 		}
 		last := i == len(days)-1
@@ -140,7 +143,7 @@ func Daily(cfg Config, m Meter, days []Day, events []CounterEvent, th Thresholds
 			out = append(out, finding(m, alerts.KindStuck, alerts.SeverityWarning, d.Bucket, 0, 0, "kWh",
 				fmt.Sprintf("no consumption recorded for %d day(s) up to %s although the meter keeps reporting (registers frozen)", frozenRun, date),
 				map[string]any{"days": frozenRun, "import_wh": d.LastImport, "export_wh": d.LastExport}))
-		case !frozen && d.Samples > 0 && last:
+		case !frozen && moved(d, prev, cfg.AdjacentGap) && last:
 			clears = append(clears, alerts.Clear{TenantID: m.TenantID, MeterID: m.ID, Kind: alerts.KindStuck, At: d.Bucket, Reason: "registers moving again"})
 		}
 
@@ -173,24 +176,27 @@ func consumption(d Day, prev *Day, adjacent time.Duration) int64 {
 	return wh
 }
 
-// isFrozen: the day has readings and neither register moved within it or
-// since the previous adjacent day.
+// isFrozen: the day has readings (two at least) and neither register
+// moved within it or since the previous adjacent day.
 func isFrozen(d Day, prev *Day, adjacent time.Duration) bool {
-	if d.Samples < 2 || !d.HasImport {
-		return false
-	}
-	if d.LastImport != d.FirstImport || (d.HasExport && d.LastExport != d.FirstExport) {
-		return false
+	return d.Samples >= 2 && d.HasImport && !moved(d, prev, adjacent)
+}
+
+// moved: a register moved within the day or since the previous adjacent
+// day.
+func moved(d Day, prev *Day, adjacent time.Duration) bool {
+	if (d.HasImport && d.LastImport != d.FirstImport) || (d.HasExport && d.LastExport != d.FirstExport) {
+		return true
 	}
 	if prev != nil && d.Bucket.Sub(prev.Bucket) <= adjacent {
-		if prev.HasImport && prev.LastImport != d.FirstImport {
-			return false
+		if prev.HasImport && d.HasImport && prev.LastImport != d.FirstImport {
+			return true
 		}
 		if prev.HasExport && d.HasExport && prev.LastExport != d.FirstExport {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // backwards finds a register step back by more than the tolerance within

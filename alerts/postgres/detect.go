@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,35 +125,35 @@ func (s *Store) Usage(ctx context.Context, meterIDs []int64, from, to time.Time)
 }
 
 // Days implements detect.Store: the daily rollups of meter ids [lo, hi],
-// streamed in (meter, day) order along the primary key.
+// streamed in (meter, day) order along the primary key. Rows arrive in
+// PostgreSQL's binary format and are decoded by hand (rowDecoder): a first
+// scan reads millions of them, and pgx's generic Scan would cost more than
+// the rules.
 func (s *Store) Days(ctx context.Context, lo, hi int64, from, to time.Time, fn func(int64, []detect.Day) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT meter_id, bucket, first_ts, last_ts, first_import_wh, last_import_wh,
-			first_export_wh, last_export_wh, max_power_w, samples
+			first_export_wh, last_export_wh, max_power_w::float8, samples
 		FROM readings_daily WHERE meter_id BETWEEN $1 AND $2 AND bucket >= $3 AND bucket < $4
 		ORDER BY meter_id, bucket`, lo, hi, from, to)
 	if err != nil {
 		return translate(err, "daily rollups")
 	}
 	defer rows.Close()
+	binary := true
+	for _, fd := range rows.FieldDescriptions() {
+		binary = binary && fd.Format == pgx.BinaryFormatCode
+	}
 	var cur int64 = -1
 	var days []detect.Day
-	var fi, li, fe, le *int64
-	var mp *float32
 	for rows.Next() {
 		var id int64
 		var d detect.Day
-		if err := rows.Scan(&id, &d.Bucket, &d.FirstTS, &d.LastTS, &fi, &li, &fe, &le, &mp, &d.Samples); err != nil {
+		if binary {
+			var ok bool
+			if id, d, ok = decodeDay(rows.RawValues()); !ok {
+				return fmt.Errorf("daily rollups: unexpected binary row")
+			}
+		} else if id, d, err = scanDay(rows); err != nil {
 			return translate(err, "daily rollups")
-		}
-		d.Bucket, d.FirstTS, d.LastTS = d.Bucket.UTC(), d.FirstTS.UTC(), d.LastTS.UTC()
-		if fi != nil && li != nil {
-			d.FirstImport, d.LastImport, d.HasImport = *fi, *li, true
-		}
-		if fe != nil && le != nil {
-			d.FirstExport, d.LastExport, d.HasExport = *fe, *le, true
-		}
-		if mp != nil {
-			d.MaxPowerW, d.HasPower = float64(*mp), true
 		}
 		if id != cur {
 			if cur >= 0 {
@@ -170,6 +172,78 @@ func (s *Store) Days(ctx context.Context, lo, hi int64, from, to time.Time, fn f
 		return fn(cur, days)
 	}
 	return nil
+}
+
+// pgEpoch is where PostgreSQL's binary timestamps count from.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func i8(b []byte) (int64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b)), true
+}
+
+func ts8(b []byte) (time.Time, bool) {
+	us, ok := i8(b)
+	return pgEpoch.Add(time.Duration(us) * time.Microsecond), ok
+}
+
+// decodeDay decodes a binary row of the Days query: int8, timestamptz ×3,
+// int8 ×4 (nullable), float8 (nullable), int8.
+func decodeDay(v [][]byte) (int64, detect.Day, bool) {
+	var d detect.Day
+	if len(v) != 10 {
+		return 0, d, false
+	}
+	id, ok1 := i8(v[0])
+	b, ok2 := ts8(v[1])
+	f, ok3 := ts8(v[2])
+	l, ok4 := ts8(v[3])
+	n, ok5 := i8(v[9])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+		return 0, d, false
+	}
+	d.Bucket, d.FirstTS, d.LastTS, d.Samples = b, f, l, n
+	if v[4] != nil && v[5] != nil {
+		d.FirstImport, _ = i8(v[4])
+		d.LastImport, _ = i8(v[5])
+		d.HasImport = true
+	}
+	if v[6] != nil && v[7] != nil {
+		d.FirstExport, _ = i8(v[6])
+		d.LastExport, _ = i8(v[7])
+		d.HasExport = true
+	}
+	if v[8] != nil {
+		if len(v[8]) != 8 {
+			return 0, d, false
+		}
+		d.MaxPowerW, d.HasPower = math.Float64frombits(binary.BigEndian.Uint64(v[8])), true
+	}
+	return id, d, true
+}
+
+// scanDay is decodeDay for text-format rows (simple protocol).
+func scanDay(rows pgx.Rows) (int64, detect.Day, error) {
+	var id int64
+	var d detect.Day
+	var fi, li, fe, le *int64
+	var mp *float64
+	if err := rows.Scan(&id, &d.Bucket, &d.FirstTS, &d.LastTS, &fi, &li, &fe, &le, &mp, &d.Samples); err != nil {
+		return 0, d, err
+	}
+	d.Bucket, d.FirstTS, d.LastTS = d.Bucket.UTC(), d.FirstTS.UTC(), d.LastTS.UTC()
+	if fi != nil && li != nil {
+		d.FirstImport, d.LastImport, d.HasImport = *fi, *li, true
+	}
+	if fe != nil && le != nil {
+		d.FirstExport, d.LastExport, d.HasExport = *fe, *le, true
+	}
+	if mp != nil {
+		d.MaxPowerW, d.HasPower = *mp, true
+	}
+	return id, d, nil
 }
 
 // CounterEvents implements detect.Store.
