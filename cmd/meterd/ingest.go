@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +85,7 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	f.Int(&c.pipeline.MaxQueued, "ingest-max-queued", "METERD_INGEST_MAX_QUEUED", 200_000, "readings accepted but not yet committed before sources are held back")
 	f.Duration(&c.tracker.Flush, "latest-flush", "METERD_LATEST_FLUSH", 2*time.Second, "how often the meters' latest state and counter events are written")
 
-	f.List(&c.mqttBrokers, "mqtt-broker", "METERD_MQTT_BROKERS", "", "external MQTT v5 broker URLs (mqtt://host:1883, tls://host:8883); empty with --broker-embedded uses the embedded one")
+	f.List(&c.mqttBrokers, "mqtt-broker", "METERD_MQTT_BROKERS", "", "external MQTT v5 broker URLs to subscribe to (mqtt://host:1883, tls://host:8883)")
 	f.String(&c.mqttClientID, "mqtt-client-id", "METERD_MQTT_CLIENT_ID", defaultClientID(), "stable MQTT client id of this gateway (keys its persistent session)")
 	f.String(&c.mqttUser, "mqtt-username", "METERD_MQTT_USERNAME", "", "MQTT username of the gateway at an external broker")
 	f.String(&c.mqttPassword, "mqtt-password", "METERD_MQTT_PASSWORD", "", "MQTT password of the gateway at an external broker")
@@ -96,13 +94,13 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	f.Duration(&c.mqttSession, "mqtt-session-expiry", "METERD_MQTT_SESSION_EXPIRY", 24*time.Hour, "how long the broker keeps the gateway's session and messages while it is away")
 	f.Bool(&c.mqttTrust, "mqtt-trust-publisher", "METERD_MQTT_TRUST_PUBLISHER", false, "trust the meterd-publisher user property of an external broker (only if it overwrites it like meterd's own)")
 
-	f.Bool(&c.embedded, "broker-embedded", "METERD_BROKER_EMBEDDED", dev, "run the embedded MQTT broker (meters authenticate against the meters table)")
+	f.Bool(&c.embedded, "broker-embedded", "METERD_BROKER_EMBEDDED", dev, "run the embedded MQTT broker (meters authenticate against the meters table; a publish is acknowledged once stored)")
 	f.String(&c.brokerAddr, "broker-addr", "METERD_BROKER_ADDR", "127.0.0.1:1883", "embedded broker's MQTT listener")
 	f.String(&c.brokerTLSAddr, "broker-tls-addr", "METERD_BROKER_TLS_ADDR", "", "embedded broker's MQTT over TLS listener (needs --broker-tls-cert and --broker-tls-key)")
 	f.String(&c.brokerCert, "broker-tls-cert", "METERD_BROKER_TLS_CERT", "", "PEM certificate of the TLS listener")
 	f.String(&c.brokerKey, "broker-tls-key", "METERD_BROKER_TLS_KEY", "", "PEM key of the TLS listener")
 	f.Duration(&c.brokerSession, "broker-max-session-expiry", "METERD_BROKER_MAX_SESSION_EXPIRY", 24*time.Hour, "longest a disconnected client's session is kept by the embedded broker")
-	f.Int(&c.brokerQueue, "broker-max-inflight", "METERD_BROKER_MAX_INFLIGHT", 16_384, "QoS 1 messages the embedded broker queues per client before refusing publishes")
+	f.Int(&c.brokerQueue, "broker-max-inflight", "METERD_BROKER_MAX_INFLIGHT", 1024, "QoS 1 messages the embedded broker queues per client")
 
 	f.Bool(&c.modbus, "modbus", "METERD_MODBUS", true, "poll the Modbus meters of the meters table")
 	f.Duration(&c.modbusEvery, "modbus-interval", "METERD_MODBUS_INTERVAL", 0, "poll period of Modbus meters (0: each meter's expected interval)")
@@ -252,30 +250,21 @@ func (g *gatewayComponent) build(ctx context.Context) error {
 		return err
 	}
 
-	mc := mqtt.Config{Brokers: g.cfg.mqttBrokers, ClientID: g.cfg.mqttClientID, Username: g.cfg.mqttUser, Password: g.cfg.mqttPassword,
-		ShareGroup: g.cfg.mqttShare, InFlight: uint16(g.cfg.mqttInflight), SessionExpiry: g.cfg.mqttSession,
-		TrustPublisher: g.cfg.mqttTrust, Logger: g.log.With("component", "mqtt")}
+	dec, err := ingest.NewMessageDecoder(payload.DefaultConfig(), meter.DefaultLimits(), res, m)
+	if err != nil {
+		return err
+	}
 	if g.cfg.embedded {
+		// Meters' publishes are stored in-process before the broker
+		// acknowledges them (ingest/broker's doc says why).
 		bc := broker.Config{Addr: g.cfg.brokerAddr, AddrFallback: true, TLSAddr: g.cfg.brokerTLSAddr, MaxSessionExpiry: g.cfg.brokerSession,
-			MaxInflight: uint16(g.cfg.brokerQueue), Logger: g.log.With("component", "broker")}
+			MaxInflight: uint16(g.cfg.brokerQueue), Sink: ingest.NewSink(dec, g.pipe), Logger: g.log.With("component", "broker")}
 		if g.cfg.brokerCert != "" {
 			cert, err := tls.LoadX509KeyPair(g.cfg.brokerCert, g.cfg.brokerKey)
 			if err != nil {
 				return fmt.Errorf("broker TLS: %w", err)
 			}
 			bc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		}
-		if len(g.cfg.mqttBrokers) == 0 {
-			// The gateway consumes from its own broker with a login only
-			// this process knows.
-			var raw [16]byte
-			if _, err := rand.Read(raw[:]); err != nil {
-				return err
-			}
-			bc.GatewayUsername, bc.GatewayPassword = "meterd-gateway", hex.EncodeToString(raw[:])
-			mc.Username, mc.Password, mc.TrustPublisher = bc.GatewayUsername, bc.GatewayPassword, true
-		} else {
-			bc.GatewayUsername, bc.GatewayPassword = g.cfg.mqttUser, g.cfg.mqttPassword
 		}
 		g.broker, err = broker.New(bc, res, g.reg)
 		if err != nil {
@@ -284,20 +273,18 @@ func (g *gatewayComponent) build(ctx context.Context) error {
 		if err := g.start(ctx, "broker", g.broker); err != nil {
 			return err
 		}
-		if len(g.cfg.mqttBrokers) == 0 {
-			mc.Brokers = []string{"mqtt://" + g.broker.Addr()}
+	}
+	if len(g.cfg.mqttBrokers) > 0 {
+		mc := mqtt.Config{Brokers: g.cfg.mqttBrokers, ClientID: g.cfg.mqttClientID, Username: g.cfg.mqttUser, Password: g.cfg.mqttPassword,
+			ShareGroup: g.cfg.mqttShare, InFlight: uint16(g.cfg.mqttInflight), SessionExpiry: g.cfg.mqttSession,
+			TrustPublisher: g.cfg.mqttTrust, Logger: g.log.With("component", "mqtt")}
+		g.source, err = mqtt.New(mc, dec, g.pipe, g.reg)
+		if err != nil {
+			return err
 		}
-	}
-	dec, err := ingest.NewMessageDecoder(payload.DefaultConfig(), meter.DefaultLimits(), res, m)
-	if err != nil {
-		return err
-	}
-	g.source, err = mqtt.New(mc, dec, g.pipe, g.reg)
-	if err != nil {
-		return err
-	}
-	if err := g.start(ctx, "mqtt source", g.source); err != nil {
-		return err
+		if err := g.start(ctx, "mqtt source", g.source); err != nil {
+			return err
+		}
 	}
 
 	if len(buses) > 0 {
@@ -350,6 +337,10 @@ func (g *gatewayComponent) ready(details map[string]any) error {
 	if !g.pipe.Healthy() {
 		details["gateway"] = "database writes failing"
 		return errors.New("gateway: database writes failing")
+	}
+	if g.source != nil && !g.source.Subscribed() {
+		details["gateway"] = "not yet subscribed to the MQTT broker"
+		return errors.New("gateway: not yet subscribed to the MQTT broker")
 	}
 	details["gateway"] = "ok"
 	return nil

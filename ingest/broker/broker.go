@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,11 +25,10 @@ import (
 	"github.com/meterd/meterd/meter/postgres"
 )
 
-// PublisherProperty is the MQTT v5 user property the broker sets on every
-// message a meter publishes: the meter's authenticated identity,
-// "<tenant>/<meter>". A value a publisher sets itself is removed first, so
-// the gateway can trust it when the broker is this one.
-const PublisherProperty = "meterd-publisher"
+// Sink stores a message before the broker acknowledges it (ingest.Sink).
+type Sink interface {
+	Ingest(ctx context.Context, msg ingest.Message) error
+}
 
 // Config configures the broker. Zero values take the defaults.
 type Config struct {
@@ -42,23 +40,22 @@ type Config struct {
 	// TLSAddr, with TLS, adds a TLS listener. Default: none.
 	TLSAddr string
 	TLS     *tls.Config
-	// GatewayUsername and GatewayPassword are the login of the gateway's
-	// own subscriber, which may subscribe to everything and is the only
-	// client allowed to subscribe at all. Required.
-	GatewayUsername string
-	GatewayPassword string
+	// Sink stores what meters publish; required. The broker acknowledges a
+	// publish only after Sink.Ingest returned nil.
+	Sink Sink
+	// AckTimeout bounds how long a publish waits to be stored before the
+	// broker refuses it (the meter resends it later). Default 20 s.
+	AckTimeout time.Duration
 	// MaxSessionExpiry caps how long a disconnected client's session and
 	// queued messages are kept. Default 24 h (mochi's own default is
 	// forever).
 	MaxSessionExpiry time.Duration
-	// MaxInflight caps the QoS 1/2 messages queued for one client; beyond
-	// it the broker refuses meters' publishes (PUBACK "quota exceeded",
-	// or a disconnect for MQTT 3.1.1 publishers, who then resend) instead
-	// of dropping messages for a gateway that has fallen behind. Default
-	// 16 384 (mochi's default is 8 192; the protocol limit is 65 535).
+	// MaxInflight caps the QoS 1/2 messages queued for one client (meters
+	// subscribe to nothing, so this only bounds memory). Default 1 024
+	// (mochi's default is 8 192).
 	MaxInflight uint16
 	// ReceiveMaximum is how many unacknowledged QoS 1/2 publishes one
-	// client may send before waiting. Default 256.
+	// client may send before waiting. Default 64.
 	ReceiveMaximum uint16
 	// MaxPacketSize bounds a packet. Default 2 MiB (a full canonical batch
 	// is about 1 MB).
@@ -77,10 +74,13 @@ func (c *Config) setDefaults() {
 		c.MaxSessionExpiry = 24 * time.Hour
 	}
 	if c.MaxInflight == 0 {
-		c.MaxInflight = 16_384
+		c.MaxInflight = 1024
 	}
 	if c.ReceiveMaximum == 0 {
-		c.ReceiveMaximum = 256
+		c.ReceiveMaximum = 64
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 20 * time.Second
 	}
 	if c.MaxPacketSize == 0 {
 		c.MaxPacketSize = 2 << 20
@@ -96,14 +96,14 @@ func (c *Config) setDefaults() {
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.GatewayUsername == "" || c.GatewayPassword == "" {
-		errs = append(errs, errors.New("broker: the gateway's username and password are required"))
+	if c.Sink == nil {
+		errs = append(errs, errors.New("broker: a sink is required"))
 	}
 	if c.TLSAddr != "" && c.TLS == nil {
 		errs = append(errs, errors.New("broker: a TLS listener needs a certificate"))
 	}
-	if c.MaxSessionExpiry < 0 {
-		errs = append(errs, errors.New("broker: MaxSessionExpiry must not be negative"))
+	if c.MaxSessionExpiry < 0 || c.AckTimeout < 0 {
+		errs = append(errs, errors.New("broker: durations must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -141,7 +141,7 @@ func New(cfg Config, res *ingest.Resolver, reg prometheus.Registerer) (*Broker, 
 		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "acl_denied_total",
 			Help: "Publishes and subscriptions the ACL denied, by action."}, []string{"action"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "publishes_refused_total",
-			Help: "Meter publishes refused so they are not lost, by reason (no_subscriber, gateway_behind)."}, []string{"reason"}),
+			Help: "Meter publishes refused because they could not be stored in time (the meter resends them), by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "messages_dropped_total",
 			Help: "Messages the broker dropped instead of delivering (client queue full)."}),
 	}
@@ -181,7 +181,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	caps.MaximumClientWritesPending = int32(b.cfg.MaxInflight)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: b.cfg.Logger, InlineClient: false, SysTopicResendInterval: 10})
 	hookCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b.hook = &authHook{cfg: &b.cfg, res: b.res, srv: srv, m: b.metrics, ctx: hookCtx, cancel: cancel, gateways: map[string]struct{}{}}
+	b.hook = &authHook{cfg: &b.cfg, res: b.res, srv: srv, m: b.metrics, ctx: hookCtx, cancel: cancel}
 	if err := srv.AddHook(b.hook, nil); err != nil {
 		cancel()
 		return fmt.Errorf("broker: %w", err)
@@ -256,15 +256,12 @@ type authHook struct {
 	m      *metrics
 	ctx    context.Context // ends when the broker stops
 	cancel context.CancelFunc
-
-	mu       sync.Mutex
-	gateways map[string]struct{} // client ids logged in as the gateway
 }
 
 func (h *authHook) ID() string { return "meterd-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped}, []byte{b})
 }
 
 // lookupTimeout bounds a credential lookup that misses the cache.
@@ -272,31 +269,12 @@ const lookupTimeout = 5 * time.Second
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user, pass := string(pk.Connect.Username), pk.Connect.Password
-	if user == h.cfg.GatewayUsername && user != "" {
-		ok := subtle.ConstantTimeCompare(pass, []byte(h.cfg.GatewayPassword)) == 1
-		if ok {
-			h.mu.Lock()
-			h.gateways[cl.ID] = struct{}{}
-			h.mu.Unlock()
-		} else {
-			h.m.authFailures.Inc()
-		}
-		return ok
-	}
 	m, ok := h.meter(user)
 	if !ok || m.SecretHash == "" || !checkSecret(m.SecretHash, pass) {
 		h.m.authFailures.Inc()
 		return false
 	}
 	return true
-}
-
-func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if expire {
-		h.mu.Lock()
-		delete(h.gateways, cl.ID)
-		h.mu.Unlock()
-	}
 }
 
 // meter resolves a meter's username: "<tenant>/<meter>" or a meter
@@ -324,16 +302,9 @@ func checkSecret(hash string, password []byte) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-func (h *authHook) isGateway(cl *mqtt.Client) bool {
-	return string(cl.Properties.Username) == h.cfg.GatewayUsername
-}
-
-// OnACLCheck denies by default: the gateway may do anything; a meter may
-// publish only to its own topics and subscribe to nothing.
+// OnACLCheck denies by default: a meter may publish only to its own topics
+// and subscribe to nothing.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if h.isGateway(cl) {
-		return true
-	}
 	if !write {
 		h.m.aclDenied.WithLabelValues("subscribe").Inc()
 		return false
@@ -356,55 +327,30 @@ func ownTopic(m postgres.Meter, topic string) bool {
 	return false
 }
 
-// highWater is the share of MaxInflight a gateway session may fill before
-// meters' publishes are refused.
-const highWater = 0.9
-
-// OnPublish stamps a meter's message with its identity, and refuses it
-// (so the publisher keeps and resends it) when no gateway subscription
-// would receive it or a gateway has fallen too far behind.
+// OnPublish stores a meter's message through the sink before the broker
+// acknowledges it; a message that cannot be stored in time is refused
+// (PUBACK "quota exceeded" for MQTT 5, a disconnect for 3.1.1, whose
+// clients resend unacknowledged messages when they reconnect), so a meter
+// never deletes a reading the database does not hold. Stored messages are
+// not forwarded: nobody subscribes.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if h.isGateway(cl) {
-		return pk, nil
-	}
-	if reason := h.refuse(pk.TopicName); reason != "" {
-		h.m.refused.WithLabelValues(reason).Inc()
-		if cl.Properties.ProtocolVersion == 5 {
-			return pk, packets.ErrQuotaExceeded
-		}
-		// MQTT 3.1.1 has no negative PUBACK: disconnect, and the client
-		// resends the unacknowledged message when it reconnects.
-		_ = h.srv.DisconnectClient(cl, packets.ErrServerBusy)
-		return pk, packets.ErrRejectPacket
-	}
 	m, ok := h.meter(string(cl.Properties.Username))
 	if !ok {
 		return pk, packets.ErrNotAuthorized
 	}
-	user := make([]packets.UserProperty, 0, len(pk.Properties.User)+1)
-	for _, p := range pk.Properties.User {
-		if p.Key != PublisherProperty {
-			user = append(user, p)
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.AckTimeout)
+	defer cancel()
+	err := h.cfg.Sink.Ingest(ctx, ingest.Message{Topic: pk.TopicName, Payload: bytes.Clone(pk.Payload),
+		ReceivedAt: time.Now().UTC(), Publisher: m.TenantCode + "/" + m.ExternalID})
+	if err != nil {
+		h.m.refused.WithLabelValues("not_stored").Inc()
+		if cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrQuotaExceeded
 		}
+		_ = h.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		return pk, packets.ErrRejectPacket
 	}
-	pk.Properties.User = append(user, packets.UserProperty{Key: PublisherProperty, Val: m.TenantCode + "/" + m.ExternalID})
-	return pk, nil
-}
-
-func (h *authHook) refuse(topic string) string {
-	subs := h.srv.Topics.Subscribers(topic)
-	if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 {
-		return "no_subscriber"
-	}
-	limit := int(float64(h.cfg.MaxInflight) * highWater)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for id := range h.gateways {
-		if gw, ok := h.srv.Clients.Get(id); ok && gw.State.Inflight.Len() >= limit {
-			return "gateway_behind"
-		}
-	}
-	return ""
+	return pk, packets.CodeSuccessIgnore
 }
 
 func (h *authHook) OnPublishDropped(*mqtt.Client, packets.Packet) { h.m.dropped.Inc() }

@@ -6,11 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +18,7 @@ import (
 	"github.com/meterd/meterd/deploy/schema/schematest"
 	"github.com/meterd/meterd/ingest"
 	"github.com/meterd/meterd/ingest/broker"
+	"github.com/meterd/meterd/ingest/internal/brokertest"
 	"github.com/meterd/meterd/ingest/mqtt"
 	"github.com/meterd/meterd/meter"
 	"github.com/meterd/meterd/meter/payload"
@@ -30,8 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { schematest.Main(m) }
-
-const gwUser, gwPass = "gateway", "gateway-secret"
 
 // seedMeters creates tenant code with n MQTT meters m-0001… whose secret is
 // "secret-<external id>", and returns their ids.
@@ -144,16 +138,37 @@ func newResolver(t testing.TB, pool *pgxpool.Pool) *ingest.Resolver {
 	return r
 }
 
-func startBroker(t testing.TB, res *ingest.Resolver) *broker.Broker {
+// startBroker runs the embedded broker storing through a pipeline on store.
+func startBroker(t testing.TB, store ingest.ReadingStore, res *ingest.Resolver, ackTimeout time.Duration) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", GatewayUsername: gwUser, GatewayPassword: gwPass}, res, prometheus.NewRegistry())
+	m, err := ingest.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := ingest.NewPipeline(ingest.PipelineConfig{Linger: 5 * time.Millisecond, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}, store, nil, nil, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipe.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := ingest.NewMessageDecoder(payload.DefaultConfig(), meter.DefaultLimits(), res, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Addr: "127.0.0.1:0", Sink: ingest.NewSink(dec, pipe), AckTimeout: ackTimeout}, res, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	t.Cleanup(func() {
+		_ = b.Stop(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = pipe.Stop(ctx)
+	})
 	return b
 }
 
@@ -207,14 +222,11 @@ func TestEmbeddedBrokerToDatabase(t *testing.T) {
 	ids := seedMeters(t, pool, "t1", 3)
 	seedMeters(t, pool, "t2", 1) // m-0001 is ambiguous without a tenant
 	res := newResolver(t, pool)
-	b := startBroker(t, res)
-	g := startGateway(t, postgres.NewStore(pool), res, mqtt.Config{Brokers: []string{"mqtt://" + b.Addr()}, ClientID: "gw-1",
-		Username: gwUser, Password: gwPass, TrustPublisher: true, ShareGroup: "meterd"})
-	defer g.stop(t)
+	b := startBroker(t, postgres.NewStore(pool), res, 0)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	// m-0001 logs in as "t1/m-0001"; its Tasmota topic names no tenant, so
-	// only the broker's identity stamp resolves it.
+	// only its login identity resolves it.
 	p1, err := connect(t, b.Addr(), "t1/m-0001", "secret-m-0001", "p1")
 	if err != nil {
 		t.Fatal(err)
@@ -228,20 +240,21 @@ func TestEmbeddedBrokerToDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spoof := &paho.PublishProperties{User: paho.UserProperties{{Key: mqtt.PublisherProperty, Value: "t2/m-0001"}}}
-	if _, err := p1.publish(payload.TasmotaTopic("m-0001"), []byte(`{"Time":"`+now.Format(time.RFC3339)+`","ENERGY":{"Total":1.234}}`), spoof); err != nil {
+	// Acknowledged means stored: no waiting needed.
+	if n := count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1`, ids[1]); n != 10 {
+		t.Fatalf("m-0002 has %d readings after 10 acknowledged publishes", n)
+	}
+	if _, err := p1.publish(payload.TasmotaTopic("m-0001"), []byte(`{"Time":"`+now.Format(time.RFC3339)+`","ENERGY":{"Total":1.234}}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p2.publish(payload.CanonicalTopic("t1", "m-0002"), []byte(`{"v":1,`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "readings", func() bool { return count(t, pool, `SELECT count(*) FROM readings`) == 11 })
-	waitFor(t, 10*time.Second, "reject", func() bool { return count(t, pool, `SELECT count(*) FROM readings_rejected`) == 1 })
 	if n := count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1 AND import_wh = 1234`, ids[0]); n != 1 {
-		t.Fatal("Tasmota reading not stored under t1/m-0001 (spoofed publisher property believed?)")
+		t.Fatal("Tasmota reading not stored under t1/m-0001")
 	}
-	if n := count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1`, ids[1]); n != 10 {
-		t.Fatalf("m-0002 has %d readings", n)
+	if n := count(t, pool, `SELECT count(*) FROM readings_rejected WHERE reason = 'bad_json' AND meter_ref = 'm-0002'`); n != 1 {
+		t.Fatalf("bad JSON rejects = %d", n)
 	}
 }
 
@@ -250,21 +263,13 @@ func TestBrokerAuthAndACL(t *testing.T) {
 	pool := schematest.New(t)
 	seedMeters(t, pool, "t1", 2)
 	res := newResolver(t, pool)
-	b := startBroker(t, res)
-	// A gateway subscription exists, so publishes are not refused for
-	// lack of a subscriber.
-	g := startGateway(t, postgres.NewStore(pool), res, mqtt.Config{Brokers: []string{"mqtt://" + b.Addr()}, ClientID: "gw-acl",
-		Username: gwUser, Password: gwPass, TrustPublisher: true})
-	defer g.stop(t)
+	b := startBroker(t, postgres.NewStore(pool), res, 0)
 
 	if _, err := connect(t, b.Addr(), "m-0001", "wrong", "bad"); err == nil {
 		t.Fatal("wrong password accepted")
 	}
 	if _, err := connect(t, b.Addr(), "m-9999", "secret-m-9999", "unknown"); err == nil {
 		t.Fatal("unknown meter accepted")
-	}
-	if _, err := connect(t, b.Addr(), gwUser, "nope", "gw-bad"); err == nil {
-		t.Fatal("wrong gateway password accepted")
 	}
 	p, err := connect(t, b.Addr(), "m-0001", "secret-m-0001", "m1")
 	if err != nil {
@@ -286,20 +291,6 @@ func TestBrokerAuthAndACL(t *testing.T) {
 	sa, err := p.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "meters/#", QoS: 1}}})
 	if err == nil && (sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] < 0x80) {
 		t.Fatalf("a meter may subscribe: %+v", sa)
-	}
-}
-
-func TestBrokerRefusesWithoutSubscriber(t *testing.T) {
-	t.Parallel()
-	pool := schematest.New(t)
-	seedMeters(t, pool, "t1", 1)
-	b := startBroker(t, newResolver(t, pool))
-	p, err := connect(t, b.Addr(), "m-0001", "secret-m-0001", "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.publish(payload.CanonicalTopic("t1", "m-0001"), canonical(time.Now(), 1), nil); err == nil {
-		t.Fatal("a publish nobody would receive was acknowledged")
 	}
 }
 
@@ -326,19 +317,49 @@ func (s *blockingStore) WriteRejects(ctx context.Context, rs []postgres.Reject) 
 	return s.next.WriteRejects(ctx, rs)
 }
 
-// TestNoAckWhileDatabaseDown: while writes fail the gateway acknowledges
-// nothing; a gateway restarted with the database back gets every message
-// again from its persistent session and stores each once.
-func TestNoAckWhileDatabaseDown(t *testing.T) {
+// TestEmbeddedBrokerRefusesWhatItCannotStore: while the database is down
+// the embedded broker acknowledges nothing (the meter gets "quota
+// exceeded" and keeps the message); once it is back, the resent message is
+// stored once.
+func TestEmbeddedBrokerRefusesWhatItCannotStore(t *testing.T) {
 	t.Parallel()
 	pool := schematest.New(t)
 	ids := seedMeters(t, pool, "t1", 1)
-	res := newResolver(t, pool)
-	b := startBroker(t, res)
 	down := &blockingStore{down: true, next: postgres.NewStore(pool)}
-	cfg := mqtt.Config{Brokers: []string{"mqtt://" + b.Addr()}, ClientID: "gw-down", Username: gwUser, Password: gwPass, TrustPublisher: true}
-	g := startGateway(t, down, res, cfg)
+	b := startBroker(t, down, newResolver(t, pool), 300*time.Millisecond)
 	p, err := connect(t, b.Addr(), "m-0001", "secret-m-0001", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := canonical(time.Now().UTC().Truncate(time.Second), 7)
+	if _, err := p.publish(payload.CanonicalTopic("t1", "m-0001"), msg, nil); err == nil {
+		t.Fatal("publish acknowledged while the database was down")
+	}
+	down.setDown(false)
+	for i := range 2 { // the resend, and a duplicate of it
+		if _, err := p.publish(payload.CanonicalTopic("t1", "m-0001"), msg, nil); err != nil {
+			t.Fatalf("publish %d after recovery: %v", i, err)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1`, ids[0]); n != 1 {
+		t.Fatalf("%d readings, want 1", n)
+	}
+}
+
+// TestNoAckWhileDatabaseDown: with an external broker (Mosquitto), while
+// writes fail the gateway acknowledges nothing; a gateway restarted with
+// the database back gets every message again from its persistent session
+// and stores each once.
+func TestNoAckWhileDatabaseDown(t *testing.T) {
+	t.Parallel()
+	addr := brokertest.Start(t).Addr
+	pool := schematest.New(t)
+	ids := seedMeters(t, pool, "t1", 1)
+	res := newResolver(t, pool)
+	down := &blockingStore{down: true, next: postgres.NewStore(pool)}
+	cfg := mqtt.Config{Brokers: []string{"mqtt://" + addr}, ClientID: "gw-down"}
+	g := startGateway(t, down, res, cfg)
+	p, err := connect(t, addr, "", "", "m1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +370,7 @@ func TestNoAckWhileDatabaseDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the gateway receive and fail to write them
+	time.Sleep(200 * time.Millisecond) // let the gateway receive them and fail to write them
 	g.stop(t)
 	if c := count(t, pool, `SELECT count(*) FROM readings`); c != 0 {
 		t.Fatalf("%d readings stored while the database was down", c)
@@ -366,18 +387,7 @@ func TestNoAckWhileDatabaseDown(t *testing.T) {
 // persistent session, each stored once.
 func TestMosquittoInterop(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/bin/mosquitto"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		t.Skip("mosquitto not installed (run .ci/install-deps test); external-broker interop skipped")
-	}
-	addr := StartMosquitto(t, bin)
+	addr := brokertest.Start(t).Addr
 	pool := schematest.New(t)
 	ids := seedMeters(t, pool, "t1", 2)
 	res := newResolver(t, pool)
@@ -403,48 +413,4 @@ func TestMosquittoInterop(t *testing.T) {
 	g2 := startGateway(t, postgres.NewStore(pool), res, cfg)
 	defer g2.stop(t)
 	waitFor(t, 10*time.Second, "queued readings", func() bool { return count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1`, ids[1]) == 30 })
-}
-
-// StartMosquitto runs a private Mosquitto on a free port with the settings
-// meterd's deployment docs prescribe, and returns its address.
-func StartMosquitto(t testing.TB, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil { // mosquitto drops to its own user when started as root
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	conf := strings.Join([]string{
-		"listener " + strconv.Itoa(port) + " 127.0.0.1",
-		"allow_anonymous true",
-		"persistence true",
-		"persistence_location " + dir + "/",
-		"autosave_interval 1",
-		"max_queued_messages 0",
-		"max_queued_bytes 0",
-		"max_inflight_messages 0",
-		"persistent_client_expiration 1d",
-		"log_dest stderr",
-		"user root",
-	}, "\n") + "\n"
-	cfgPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", cfgPath)
-	logf, _ := os.Create(filepath.Join(dir, "mosquitto.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logf.Close() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 5*time.Second, "mosquitto to listen", func() bool {
-		c, err := (&netDialer{}).dial(addr)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	})
-	return addr
 }

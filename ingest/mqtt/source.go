@@ -19,8 +19,9 @@ import (
 	"github.com/meterd/meterd/meter/payload"
 )
 
-// PublisherProperty is the user property meterd's embedded broker sets to
-// the publisher's authenticated identity (ingest/broker.PublisherProperty).
+// PublisherProperty is the user property a broker may set to the
+// publisher's authenticated identity, "<tenant>/<meter>" (an EMQX rule can);
+// see Config.TrustPublisher.
 const PublisherProperty = "meterd-publisher"
 
 // Config configures the source. Zero values take the defaults.
@@ -57,8 +58,8 @@ type Config struct {
 	// exponentially with random jitter. Defaults 250 ms and 30 s.
 	BackoffMin, BackoffMax time.Duration
 	// TrustPublisher takes the publisher identity from the
-	// meterd-publisher user property. Set it only for meterd's embedded
-	// broker, which overwrites whatever a publisher sets there.
+	// meterd-publisher user property. Set it only for a broker that
+	// overwrites whatever a publisher sets there.
 	TrustPublisher bool
 	// Logger receives connection events. Default: discard.
 	Logger *slog.Logger
@@ -248,6 +249,17 @@ func (s *Source) AwaitConnection(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Subscribed reports whether the source has subscribed at least once (so
+// the broker keeps messages for its session from then on).
+func (s *Source) Subscribed() bool {
+	select {
+	case <-s.subscribed:
+		return true
+	default:
+		return false
 	}
 }
 
