@@ -93,7 +93,7 @@ func RenderReceipt(rc *Receipt) ([]byte, error) {
 	if method == "" {
 		method = rc.Method
 	}
-	if rc.Instrument != "" {
+	if rc.Instrument != "" && !strings.EqualFold(rc.Instrument, method) {
 		method += " · " + rc.Instrument
 	}
 	rightCol := [][2]string{{"Paid at", rc.PaidAt.Format("2 Jan 2006, 15:04 MST")}, {"Method", method}, {"Provider", rc.Provider}, {"Provider reference", rc.ProviderRef}}

@@ -89,6 +89,9 @@ type apiComponent struct {
 	upkeep   schema.UpkeepConfig
 	log      *slog.Logger
 	services api.Services
+	// payments, when set, adds the payment routes (built on the pool and
+	// the field keyring).
+	payments *paymentsComponent
 }
 
 func (a *apiComponent) Start(ctx context.Context) error {
@@ -151,6 +154,11 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		return err
 	}
 	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use, Billing: bills}
+	if a.payments != nil {
+		if a.services.Payments, a.services.Sandbox, err = a.payments.build(pool, ring); err != nil {
+			return fmt.Errorf("payments: %w", err)
+		}
+	}
 	return a.srv.Mount(a.services)
 }
 

@@ -77,6 +77,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		c.serve.api.defaultTenant = demoTenant
 	}
 	c.serve.api.logVerificationLinks = true
+	c.serve.payments.devDefaults()
 	migrateCfg := schema.Config{Profile: schema.Profile(c.prof), RollupTimeZone: c.tz, Logger: log.With("component", "migrate")}
 	if err := migrateCfg.Validate(); err != nil {
 		return err
@@ -155,6 +156,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(&b, "  API docs    http://%s/api/openapi.json  (verification links are logged)\n", srv.Addr())
 		b.WriteString(demo.banner())
 		b.WriteString(billingDemo)
+		b.WriteString(stack.payments.banner())
 		if u := gw.BrokerURL(); u != "" {
 			fmt.Fprintf(&b, "  MQTT        %s  (embedded broker; meters log in with their own credentials)\n", u)
 		}

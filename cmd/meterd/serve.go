@@ -24,6 +24,7 @@ type serveConfig struct {
 	jobs     schema.JobsConfig
 	billing  billrun.Config
 	notify   notifyConfig
+	payments paymentsConfig
 	workers  int
 	shutdown time.Duration
 }
@@ -46,11 +47,12 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 	f.Int(&c.billing.BatchSize, "billrun-batch-size", "METERD_BILLRUN_BATCH_SIZE", 500, "connections billed per transaction by bill runs")
 	f.Duration(&c.billing.ScheduleEvery, "billrun-schedule-every", "METERD_BILLRUN_SCHEDULE_EVERY", time.Hour, "how often due bill runs and overdue bills are checked")
 	c.notify.register(f)
+	c.payments.register(f)
 	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
 }
 
 func (c serveConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), c.notify.Validate(), positive("job-workers", c.workers))
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), c.notify.Validate(), c.payments.Validate(), positive("job-workers", c.workers))
 }
 
 func positive(name string, v int) error {
@@ -68,6 +70,9 @@ type serveStack struct {
 	// alerts are the notification engine, reminders and detector, built
 	// when the jobs start.
 	alerts *alertsParts
+	// payments is built with the API services (nil service when no
+	// provider is configured).
+	payments *paymentsComponent
 }
 
 // addServeStack adds the pool, the API services and routes, the job
@@ -79,20 +84,25 @@ func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *pro
 	if err != nil {
 		return serveStack{}, err
 	}
-	apis := &apiComponent{cfg: c.api, pools: pools, srv: srv, upkeep: c.upkeep, log: log}
+	pays, err := newPaymentsComponent(c.payments, c.api.publicURL, srv.Addr, log, reg)
+	if err != nil {
+		return serveStack{}, err
+	}
+	apis := &apiComponent{cfg: c.api, pools: pools, srv: srv, upkeep: c.upkeep, log: log, payments: pays}
 	alertParts := &alertsParts{}
 	jobs := &riverComponent{
 		pools:   pools,
 		log:     log,
 		workers: c.workers,
 		register: []registrar{upkeepRegistrar(pools, c.upkeep, c.jobs, log), apiRegistrar(apis, log.With("component", "api-jobs")),
-			billingRegistrar(pools, c.billing, log, reg), alertsRegistrar(pools, c.notify, c.api, log, reg, alertParts)},
+			billingRegistrar(pools, c.billing, log, reg), alertsRegistrar(pools, c.notify, c.api, log, reg, alertParts), paymentsRegistrar(pays)},
 	}
 	g.Add("database pool", pools)
 	g.Add("api services", apis)
 	g.Add("jobs", jobs)
 	g.Add("http", srv)
-	return serveStack{pools: pools, srv: srv, api: apis, alerts: alertParts}, nil
+	g.Add("payments sandbox", pays)
+	return serveStack{pools: pools, srv: srv, api: apis, alerts: alertParts, payments: pays}, nil
 }
 
 func runServe(ctx context.Context, e env, args []string) error {

@@ -54,7 +54,7 @@ func (g *Gateway) CheckoutPage(orderID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return render(pageData{Order: o, Action: g.cfg.CheckoutURL})
+	return render(pageData{Order: o, Action: g.urls().checkout})
 }
 
 // ResultPage renders the page shown after an attempt.
@@ -63,7 +63,7 @@ func (g *Gateway) ResultPage(r Result) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return render(pageData{Order: o, Action: g.cfg.CheckoutURL, Result: &r})
+	return render(pageData{Order: o, Action: g.urls().checkout, Result: &r})
 }
 
 func render(d pageData) ([]byte, error) {
@@ -83,3 +83,6 @@ func (g *Gateway) Submit(orderID, code string) ([]byte, error) {
 	}
 	return g.ResultPage(res)
 }
+
+// CheckoutURL is the checkout page's URL.
+func (g *Gateway) CheckoutURL() string { return g.urls().checkout }

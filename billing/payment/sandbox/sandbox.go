@@ -285,7 +285,7 @@ func (g *Gateway) CreateOrder(_ context.Context, r payment.OrderRequest) (paymen
 			description: r.Description, returnURL: r.ReturnURL, created: g.cfg.Now()}
 		g.orders[o.id], g.byRef[r.Reference] = o, o.id
 	}
-	out := payment.Order{ID: o.id, Action: payment.NextAction{Type: "redirect", URL: g.cfg.CheckoutURL + "?order=" + url.QueryEscape(o.id)}}
+	out := payment.Order{ID: o.id, Action: payment.NextAction{Type: "redirect", URL: g.cfg.CheckoutURL + "?order=" + url.QueryEscape(o.id)}} // g.mu held
 	if r.SavedToken != "" {
 		in, ok := instrument(strings.TrimPrefix(r.SavedToken, "sbx_tok_"))
 		if !ok || in.Outcome == OutcomeAbandoned || in.Method != r.Method {
@@ -572,9 +572,27 @@ func (g *Gateway) Pay(orderID, code string) (Result, error) {
 	return res, nil
 }
 
+type urls struct{ webhook, checkout string }
+
+func (g *Gateway) urls() urls {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return urls{webhook: g.cfg.WebhookURL, checkout: g.cfg.CheckoutURL}
+}
+
+// SetBaseURL points the checkout page and the webhooks at meterd's base
+// URL ("http://127.0.0.1:8080"), for servers whose address is known only
+// once they listen (meterd dev on port 0). Call it before Start.
+func (g *Gateway) SetBaseURL(base string) {
+	base = strings.TrimRight(base, "/")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cfg.WebhookURL, g.cfg.CheckoutURL = base+"/api/webhooks/sandbox", base+"/sandbox/checkout"
+}
+
 // Start runs the webhook sender until Stop.
 func (g *Gateway) Start(ctx context.Context) error {
-	if g.cfg.WebhookURL == "" {
+	if g.urls().webhook == "" {
 		return errors.New("sandbox: no webhook URL to deliver to")
 	}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -650,7 +668,7 @@ func (g *Gateway) deliver(w Webhook) bool {
 }
 
 func (g *Gateway) post(ctx context.Context, w Webhook) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.WebhookURL, bytes.NewReader(w.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.urls().webhook, bytes.NewReader(w.Body))
 	if err != nil {
 		return 0, err
 	}
