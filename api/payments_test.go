@@ -790,3 +790,43 @@ func TestPaymentRoutesAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentProviderFailure: a provider that fails answers
+// PaymentProcessing (502) with a detail that says what to do and nothing
+// of the provider's answer; a retry with the same key resumes the same
+// payment; after five failures the breaker answers at once without
+// calling the provider.
+func TestPaymentProviderFailure(t *testing.T) {
+	ps := newPayStack(t)
+	u := ps.register("demo", "fail@example.com", "Fail")
+	l := paymenttest.NewLedger(t, ps.bpool, "demo")
+	sw := l.SewerageTV18(u.ID, "")
+	body := map[string]any{"bill_id": sw.Bill, "amount": "60", "method": "card", "provider": "razorpay"}
+	key := newKey()
+	ps.rzp.FailNext(503)
+	r := ps.post("/api/payments", u.Token, body, key)
+	want(t, r, 502, "PaymentProcessing")
+	if strings.Contains(string(r.Body), "SERVER_ERROR") || strings.Contains(string(r.Body), "trouble") || r.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(r.Body), "retry with the same Idempotency-Key") {
+		t.Errorf("problem reveals the provider or gives no advice: %v %s", r.Header, r.Body)
+	}
+	r = ps.post("/api/payments", u.Token, body, key)
+	want(t, r, 201, "")
+	if p := r.JSON(t); p["status"] != "pending" || ps.count(`SELECT count(*) FROM payments`) != 1 || ps.rzp.Orders() != 1 {
+		t.Fatalf("resumed %v; %d payments, %d orders", p, ps.count(`SELECT count(*) FROM payments`), ps.rzp.Orders())
+	}
+	// Five failures in a row open the breaker.
+	ps.rzp.FailNext(503, 503, 503, 503, 503)
+	for i := 0; i < 5; i++ {
+		want(t, ps.post("/api/payments", u.Token, body, newKey()), 502, "PaymentProcessing")
+	}
+	before := len(ps.rzp.Requests())
+	want(t, ps.post("/api/payments", u.Token, body, newKey()), 502, "PaymentProcessing")
+	if after := len(ps.rzp.Requests()); after != before {
+		t.Errorf("an open breaker called the provider (%d requests)", after-before)
+	}
+	// The sandbox is a different provider: unaffected.
+	delete(body, "provider")
+	body["method"] = "upi"
+	want(t, ps.post("/api/payments", u.Token, body, newKey()), 201, "")
+}
