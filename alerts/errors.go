@@ -22,6 +22,8 @@ var (
 	ErrAlertNotFound = errors.New("alert not found")
 	// ErrNotificationNotFound: no such notification in the caller's scope.
 	ErrNotificationNotFound = errors.New("notification not found")
+	// ErrDeviceNotFound: no such push device of the caller (or user).
+	ErrDeviceNotFound = errors.New("not found")
 	// ErrInvalidTransition: the alert's status does not allow the change
 	// (acknowledging a resolved alert).
 	ErrInvalidTransition = errors.New("alert status does not allow that")

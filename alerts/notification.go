@@ -91,3 +91,27 @@ type Device struct {
 	LastSeenAt time.Time
 	Disabled   bool
 }
+
+// Actor is who makes a change, for the audit log (every state change a
+// person makes is audited). UserID 0 is the system.
+type Actor struct {
+	UserID    int64
+	Role      string
+	Address   string // client IP
+	RequestID string
+}
+
+// Threshold is a tariff plan's consumption thresholds (alert_thresholds).
+type Threshold struct {
+	Service   string // electricity | water | sewerage
+	Plan      string // a tariff plan, or "*" for the service's default
+	DailyWh   int64  // 0: none
+	MonthlyWh int64  // 0: none
+	UpdatedAt time.Time
+}
+
+// TemplateOverride is a tenant's template for an event and locale.
+type TemplateOverride struct {
+	Event, Locale, Source string
+	UpdatedAt             time.Time
+}

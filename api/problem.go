@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/meterd/meterd/alerts"
 	"github.com/meterd/meterd/api/account"
 	"github.com/meterd/meterd/api/support"
 	"github.com/meterd/meterd/api/usage"
@@ -247,6 +248,18 @@ var errorTable = []mapping{
 	{is(billing.ErrConflict), KindConflict},
 	{is(billing.ErrImmutable), KindConflict},
 	{is(billing.ErrNotFound), KindNotFound},
+
+	// Alerts and notifications (alerts). A usage finding presented as an
+	// error is AbnormalUsage; a dead letter is NotificationSending.
+	{is(alerts.ErrReminderSetting), KindReminderSetting},
+	{is(alerts.ErrInvalidInput), KindInvalidInput},
+	{is(alerts.ErrAbnormalUsage), KindAbnormalUsage},
+	{is(alerts.ErrNotificationSending), KindNotificationSending},
+	{is(alerts.ErrAlertNotFound), KindNotFound},
+	{is(alerts.ErrNotificationNotFound), KindNotFound},
+	{is(alerts.ErrDeviceNotFound), KindNotFound},
+	{is(alerts.ErrInvalidTransition), KindConflict},
+	{is(alerts.ErrConflict), KindConflict},
 }
 
 // errServiceDraining is returned while the server shuts down.
@@ -280,6 +293,14 @@ func fieldsOf(err error) []FieldError {
 		out := make([]FieldError, len(bve.Fields))
 		for i, f := range bve.Fields {
 			out[i] = FieldError{Field: f.Path, Message: f.Problem}
+		}
+		return out
+	}
+	var ave *alerts.ValidationError
+	if errors.As(err, &ave) {
+		out := make([]FieldError, len(ave.Fields))
+		for i, f := range ave.Fields {
+			out[i] = FieldError{Field: f.Field, Message: f.Message}
 		}
 		return out
 	}

@@ -27,6 +27,9 @@ type Services struct {
 	// Sandbox is the built-in sandbox provider's checkout page; nil leaves
 	// /sandbox out.
 	Sandbox SandboxCheckout
+	// Notifications serves alerts, notification status, preferences and
+	// push devices (alerts/service); nil leaves those routes out.
+	Notifications Notifications
 }
 
 // Route is one row of the permission table: an endpoint, who may call it,
@@ -184,6 +187,9 @@ func (h *handlers) table() []Route {
 	if h.svc.Payments != nil {
 		rts = append(rts, h.paymentRoutes()...)
 		rts = append(rts, h.webhookRoutes()...)
+	}
+	if h.svc.Notifications != nil {
+		rts = append(rts, h.alertRoutes()...)
 	}
 	return rts
 }

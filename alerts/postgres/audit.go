@@ -5,16 +5,12 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/meterd/meterd/alerts"
 )
 
-// Actor is who makes a change, for the audit log (invariant 6: every
-// state change a person makes is audited). UserID 0 is the system.
-type Actor struct {
-	UserID    int64
-	Role      string
-	Address   string // client IP
-	RequestID string
-}
+// Actor is who makes a change (alerts.Actor).
+type Actor = alerts.Actor
 
 // writeAudit appends an audit_log row in tx.
 func writeAudit(ctx context.Context, tx pgx.Tx, tenantID int64, a Actor, action, entity string, id int64, before, after map[string]any) error {
