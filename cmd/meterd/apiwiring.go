@@ -154,6 +154,9 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		return err
 	}
 	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use, Billing: bills}
+	if a.services.Notifications, err = notificationsAPI(pool, ring); err != nil {
+		return err
+	}
 	if a.payments != nil {
 		if a.services.Payments, a.services.Sandbox, err = a.payments.build(pool, ring); err != nil {
 			return fmt.Errorf("payments: %w", err)

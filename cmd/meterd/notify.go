@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
@@ -25,7 +26,9 @@ import (
 	"github.com/meterd/meterd/alerts/notify"
 	alertspg "github.com/meterd/meterd/alerts/postgres"
 	"github.com/meterd/meterd/alerts/reminder"
+	"github.com/meterd/meterd/alerts/service"
 	"github.com/meterd/meterd/alerts/template"
+	"github.com/meterd/meterd/api"
 	"github.com/meterd/meterd/api/keyring"
 )
 
@@ -332,4 +335,15 @@ func mountDevNotifications(app *fiber.App, d *devNotifications) {
 func (d *devNotifications) banner(apiAddr string) string {
 	return fmt.Sprintf("  Notices     http://%s/dev/notifications?format=html  (email to the SMTP sink on %s, SMS and push logged; nothing leaves this machine)\n",
 		apiAddr, d.smtp.Addr())
+}
+
+// notificationsAPI is the API's alerts and notifications service: alerts'
+// store, push tokens sealed with the field keyring, the template set for
+// checking overrides.
+func notificationsAPI(pool *pgxpool.Pool, ring *keyring.Ring) (api.Notifications, error) {
+	tpl, err := template.New()
+	if err != nil {
+		return nil, err
+	}
+	return service.New(alertspg.New(pool), ring, tpl, nil), nil
 }
