@@ -149,7 +149,9 @@ func TestNotificationRequirementCases(t *testing.T) {
 		must(t, err)
 		return d
 	}
-	at := func(d billing.Date, hh, mm int) time.Time { return time.Date(d.Year(), d.Month(), d.Day(), hh, mm, 0, 0, kolkata) }
+	at := func(d billing.Date, hh, mm int) time.Time {
+		return time.Date(d.Year(), d.Month(), d.Day(), hh, mm, 0, 0, kolkata)
+	}
 	numberOf := func(b map[string]any) string { return b["number"].(string) }
 
 	t.Run("TC17 bill confirmations with the PDF", func(t *testing.T) {
