@@ -2,6 +2,7 @@ package detect_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -26,6 +27,13 @@ import (
 )
 
 func TestMain(m *testing.M) { schematest.Main(m) }
+
+// Test flags: go test ./alerts/detect/ -args -quality.debug prints the
+// findings on clean days and the evaluation of missed spikes.
+var (
+	qualityDebug    = flag.Bool("quality.debug", false, "print false positives and missed spikes")
+	dailyScanMeters = flag.Int("daily-scan.meters", 100_000, "meters of BenchmarkDailyScan100k")
+)
 
 // qualityConfig sizes a detection-quality run.
 type qualityConfig struct {
@@ -77,9 +85,8 @@ func buildQuality(t testing.TB, cfg qualityConfig) *qualityRun {
 	ctx := context.Background()
 	pool := schematest.New(t)
 	startLoad := time.Now()
-	end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) // a Monday 05:30 IST
 	kol, _ := time.LoadLocation("Asia/Kolkata")
-	end = time.Date(2026, 6, 1, 0, 0, 0, 0, kol)
+	end := time.Date(2026, 6, 1, 0, 0, 0, 0, kol)
 	start := end.AddDate(0, 0, -cfg.Days)
 	evalFrom := start.AddDate(0, 0, cfg.WarmupDays)
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 77))
@@ -420,7 +427,7 @@ func (q *qualityRun) score(findings []alerts.Finding) Quality {
 				continue
 			}
 			res.FalseDays++
-			if os.Getenv("QUALITY_DEBUG") != "" {
+			if *qualityDebug {
 				for _, f := range byMeter[i] {
 					if dayNum(f.At, q.rz) == d {
 						m := q.fleet.Meter(i)
@@ -498,7 +505,7 @@ func TestDetectionQuality(t *testing.T) {
 		ResetRate: 0.005, ReplacementRate: 0.003, GapRate: 0.05})
 	findings, took := q.scan(t, detect.Config{})
 	res := q.score(findings)
-	if os.Getenv("QUALITY_DEBUG") != "" {
+	if *qualityDebug {
 		q.explainMisses(t, res)
 	}
 	var b strings.Builder

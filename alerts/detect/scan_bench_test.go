@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -88,13 +87,10 @@ func loadDaily(tb testing.TB, pool *pgxpool.Pool, n, days int) (detect.Tenant, t
 // (the first scan of a tenant: every rule over every day). The baseline,
 // measured in the same run, streams the same rows from PostgreSQL and
 // decodes them without judging anything; the ratio is the rules' and
-// lifecycle's overhead over reading the data. Set DAILY_SCAN_METERS to
-// run another size.
+// lifecycle's overhead over reading the data. -args -daily-scan.meters=N
+// runs another size.
 func BenchmarkDailyScan100k(b *testing.B) {
-	n, days := 100_000, 90
-	if v, err := strconv.Atoi(os.Getenv("DAILY_SCAN_METERS")); err == nil && v > 0 {
-		n = v
-	}
+	n, days := *dailyScanMeters, 90
 	ctx := context.Background()
 	pool := schematest.New(b)
 	began := time.Now()

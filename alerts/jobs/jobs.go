@@ -1,12 +1,3 @@
-// Package jobs runs alerts' work as River jobs: the notification pump
-// (fan-out of the outbox and queueing of due deliveries) and one job per
-// delivery attempt, the reminder scheduler, and the detector's scans
-// (hourly baseline scan after each completed hour, daily scan, liveness).
-// Periodic jobs run on River's elected leader only, so any number of
-// instances share the work.
-//
-// jobs imports alerts/notify, River and pgx (River's transaction type); it
-// does no SQL itself and must not import api, ingest or the simulator.
 package jobs
 
 import (
@@ -123,8 +114,8 @@ type DeliverArgs struct {
 // Kind implements river.JobArgs.
 func (DeliverArgs) Kind() string { return "notify.deliver" }
 
-// InsertOpts: the engine keeps its own attempts; River retries only a
-// failure to record an outcome (and the lease makes a retry safe).
+// InsertOpts gives few attempts: the engine keeps its own, and River retries
+// only a failure to record an outcome (the lease makes a retry safe).
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 3} }
 
 // RemindersArgs is the reminder scheduler.

@@ -301,8 +301,8 @@ type temporary struct{ error }
 
 func (t temporary) Unwrap() error { return t.error }
 
-// ErrNoAddress: the recipient has no address on the delivery's channel
-// any more (it was removed after the fan-out).
+// ErrNoAddress is returned when the recipient has no address on the
+// delivery's channel any more (it was removed after the fan-out).
 var ErrNoAddress = errors.New("no address on this channel")
 
 // compose opens the recipient's address and renders the message.

@@ -174,7 +174,7 @@ func (d dyingReconciler) Find(ctx context.Context, m *notify.Message) (notify.Re
 
 // deliverDying runs a delivery on a goroutine that may die, and waits for
 // it to end either way.
-func deliverDying(e *notify.Engine, ctx context.Context, j notify.Job) {
+func deliverDying(ctx context.Context, e *notify.Engine, j notify.Job) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -303,7 +303,7 @@ func TestWorkerDiesMidDelivery(t *testing.T) {
 				}
 				d.after.Store(after)
 				d.armed.Store(true)
-				deliverDying(e, h.ctx, st.Jobs[0])
+				deliverDying(h.ctx, e, st.Jobs[0])
 				d.armed.Store(false)
 				if ds := h.deliveries(oid); ds[0].Status != alerts.DeliverySending {
 					t.Fatalf("after the worker died: %s, want sending (leased)", ds[0].Status)

@@ -201,7 +201,7 @@ func decodeDay(v [][]byte) (int64, detect.Day, bool) {
 	f, ok3 := ts8(v[2])
 	l, ok4 := ts8(v[3])
 	n, ok5 := i8(v[9])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return 0, d, false
 	}
 	d.Bucket, d.FirstTS, d.LastTS, d.Samples = b, f, l, n
@@ -416,7 +416,7 @@ func applyFindings(ctx context.Context, tx pgx.Tx, now time.Time, findings []ale
 		var id int64
 		var inserted bool
 		if err := br.QueryRow().Scan(&id, &inserted); err != nil {
-			br.Close()
+			_ = br.Close()
 			return 0, err
 		}
 		if inserted {

@@ -63,12 +63,12 @@ func TestSTARTTLSAndAuth(t *testing.T) {
 	if err := sink.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Stop(ctx)
+	defer func() { _ = sink.Stop(ctx) }()
 	plain := devsink.NewSMTP(devsink.SMTPConfig{}, devsink.NewLog(0))
 	if err := plain.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer plain.Stop(ctx)
+	defer func() { _ = plain.Stop(ctx) }()
 
 	tests := []struct {
 		name      string
