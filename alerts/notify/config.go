@@ -16,7 +16,7 @@ const (
 	DefaultBackoff       = 30 * time.Second
 	DefaultMaxBackoff    = time.Hour
 	DefaultSendTimeout   = 20 * time.Second
-	DefaultQueueLease    = 2 * time.Minute
+	DefaultQueueLease    = 5 * time.Minute
 	DefaultBatch         = 200
 	DefaultBreakerTrip   = 5
 	DefaultBreakerOpen   = 30 * time.Second
@@ -51,8 +51,10 @@ type Config struct {
 	// included). Default 20 s.
 	SendTimeout time.Duration
 	// QueueLease is how long a queued delivery waits for its job before it
-	// is queued again. The sending lease is SendTimeout + QueueLease.
-	// Default 2 min.
+	// is queued again (a stale job, should it still run, finds its token
+	// gone and does nothing). The sending lease is SendTimeout +
+	// QueueLease: a live worker never outlasts it, a dead one's delivery
+	// is retried (in doubt) after it. Default 5 min.
 	QueueLease time.Duration
 	// Batch is how many outbox rows and deliveries one pump takes. Default
 	// 200.
