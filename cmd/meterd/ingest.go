@@ -90,7 +90,7 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	f.String(&c.mqttUser, "mqtt-username", "METERD_MQTT_USERNAME", "", "MQTT username of the gateway at an external broker")
 	f.String(&c.mqttPassword, "mqtt-password", "METERD_MQTT_PASSWORD", "", "MQTT password of the gateway at an external broker")
 	f.String(&c.mqttShare, "mqtt-share-group", "METERD_MQTT_SHARE_GROUP", "meterd", "shared-subscription group ($share/<group>/…) gateways split the load in; empty for none")
-	f.Int(&c.mqttInflight, "mqtt-inflight", "METERD_MQTT_INFLIGHT", 2000, "unacknowledged messages the broker may send the gateway (MQTT receive maximum)")
+	f.Int(&c.mqttInflight, "mqtt-inflight", "METERD_MQTT_INFLIGHT", 10_000, "unacknowledged messages the broker may send the gateway (MQTT receive maximum)")
 	f.Duration(&c.mqttSession, "mqtt-session-expiry", "METERD_MQTT_SESSION_EXPIRY", 24*time.Hour, "how long the broker keeps the gateway's session and messages while it is away")
 	f.Bool(&c.mqttTrust, "mqtt-trust-publisher", "METERD_MQTT_TRUST_PUBLISHER", false, "trust the meterd-publisher user property of an external broker (only if it overwrites it like meterd's own)")
 

@@ -447,3 +447,5 @@ func TestEnvelopeCodecRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func defaultLimits() meter.Limits { return meter.DefaultLimits() }
