@@ -312,9 +312,10 @@ func (p *Poller) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Stats are a bus's running totals, for tests and benchmarks.
+// Stats are a device's running totals, for tests and benchmarks.
 type Stats struct {
 	Polls, OnTime, Late, Skipped, Failed, BreakerOpen int64
+	MaxDelay                                         time.Duration // latest start after a slot
 }
 
 // Stats returns the totals of every device, keyed by device name.
@@ -483,6 +484,9 @@ func (p *Poller) newBus(b Bus) (*bus, error) {
 // run polls the bus's devices in slot order, one request at a time, until
 // ctx ends.
 func (b *bus) run(ctx context.Context) {
+	if len(b.devices) == 0 {
+		return
+	}
 	now := time.Now()
 	for _, d := range b.devices {
 		d.due = now.Truncate(d.interval).Add(d.interval)
@@ -529,6 +533,7 @@ func (b *bus) run(ctx context.Context) {
 			b.p.m.late.WithLabelValues(d.name).Inc()
 		}
 		d.stats.Skipped += skipped
+		d.stats.MaxDelay = max(d.stats.MaxDelay, delay)
 		b.mu.Unlock()
 		if skipped > 0 {
 			b.p.m.skipped.WithLabelValues(d.name).Add(float64(skipped))
