@@ -315,7 +315,7 @@ func (p *Poller) Stop(ctx context.Context) error {
 // Stats are a device's running totals, for tests and benchmarks.
 type Stats struct {
 	Polls, OnTime, Late, Skipped, Failed, BreakerOpen int64
-	MaxDelay                                         time.Duration // latest start after a slot
+	MaxDelay                                          time.Duration // latest start after a slot
 }
 
 // Stats returns the totals of every device, keyed by device name.
