@@ -8,6 +8,7 @@ import (
 
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/consumption"
+	"github.com/meterd/meterd/billing/municipal"
 	"github.com/meterd/meterd/billing/postgres"
 	"github.com/meterd/meterd/billing/tariff"
 )
@@ -18,11 +19,24 @@ type Biller struct {
 	Run       postgres.Run
 	Schedules map[string]*tariff.Schedule
 	Heads     postgres.Heads
+	// Plans and Policy rate water and sewerage runs: the tenant's
+	// published municipal masters of the run's service and the
+	// calculators' policy in the tenant's zone.
+	Plans  municipal.Plans
+	Policy municipal.Policy
 }
 
 // NewBiller returns the biller of run with the tenant's tariff schedules.
 func NewBiller(run postgres.Run, schedules map[string]*tariff.Schedule) *Biller {
-	return &Biller{Run: run, Schedules: schedules, Heads: postgres.ServiceHeads(run.Service)}
+	return &Biller{Run: run, Schedules: schedules, Heads: postgres.ServiceHeads(run.Service), Policy: postgres.MunicipalPolicy(run.Location)}
+}
+
+// NewMunicipalBiller returns the biller of a water or sewerage run with
+// the tenant's published masters of that service.
+func NewMunicipalBiller(run postgres.Run, plans municipal.Plans) *Biller {
+	b := NewBiller(run, nil)
+	b.Plans = plans
+	return b
 }
 
 // Hourly reports whether connections on plan need hourly data: their
@@ -70,7 +84,7 @@ func fail(format string, args ...any) postgres.Outcome {
 func (b *Biller) one(in *postgres.Input) postgres.Outcome {
 	run, c := b.Run, in.Connection
 	if run.Service != "electricity" {
-		return skip(fmt.Sprintf("%s connections are rated by the municipal calculators, which bill runs do not drive yet", run.Service))
+		return b.municipalOne(in)
 	}
 	switch {
 	case c.TariffPlan == "":

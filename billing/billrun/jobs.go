@@ -96,13 +96,25 @@ func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) e
 
 // Schedule starts the runs due at now (the configured day of the cycle in
 // each tenant's zone, for the cycle that just ended) that no earlier run
-// covered, marks overdue bills, and returns the runs it created.
+// covered, marks overdue bills, applies interest, penalty and rebate due
+// at now to overdue water and sewerage demands, and returns the runs it
+// created. A failed time-based batch does not stop the rest; it is
+// reported in the error after the runs were scheduled.
 func (r *Runner) Schedule(ctx context.Context, now time.Time, enqueue func(ctx context.Context, tx pgx.Tx, runID int64) error) ([]postgres.Run, error) {
 	if n, err := r.store.MarkOverdue(ctx, now); err != nil {
 		return nil, err
 	} else if n > 0 {
 		r.log.Info("bills overdue", "count", n)
 	}
+	tb, tbErr := r.store.ApplyTimeBased(ctx, now, r.cfg.BatchSize)
+	if tb.Appended > 0 || tbErr != nil {
+		r.log.Info("time-based applicables", "connections", tb.Connections, "appended", tb.Appended, "err", tbErr)
+	}
+	created, err := r.scheduleRuns(ctx, now, enqueue)
+	return created, errors.Join(err, tbErr)
+}
+
+func (r *Runner) scheduleRuns(ctx context.Context, now time.Time, enqueue func(ctx context.Context, tx pgx.Tx, runID int64) error) ([]postgres.Run, error) {
 	settings, err := r.store.ScheduledSettings(ctx)
 	if err != nil {
 		return nil, err

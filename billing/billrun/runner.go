@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meterd/meterd/billing/municipal"
 	"github.com/meterd/meterd/billing/postgres"
 )
 
@@ -108,11 +109,20 @@ func (r *Runner) Execute(ctx context.Context, id int64, progress func(postgres.R
 	if err != nil {
 		return run, err
 	}
-	schedules, err := r.store.Schedules(ctx, run.TenantID)
-	if err != nil {
-		return run, r.finish(ctx, run, err)
+	var biller *Biller
+	if _, ok := municipal.ForService(run.Service); ok {
+		plans, err := r.store.MunicipalPlans(ctx, run.TenantID, run.Service)
+		if err != nil {
+			return run, r.finish(ctx, run, err)
+		}
+		biller = NewMunicipalBiller(run, plans)
+	} else {
+		schedules, err := r.store.Schedules(ctx, run.TenantID)
+		if err != nil {
+			return run, r.finish(ctx, run, err)
+		}
+		biller = NewBiller(run, schedules)
 	}
-	biller := NewBiller(run, schedules)
 	load := postgres.Loader{Hourly: biller.Hourly}
 	if progress != nil {
 		progress(run)

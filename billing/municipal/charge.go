@@ -46,14 +46,18 @@ type Property struct {
 type Calculation struct {
 	Estimates      []billing.Estimate
 	BillingSlabIDs []string
-	Units          decimal.Decimal // what the slab counted
-	Charge         decimal.Decimal // CHARGES
-	Fee            decimal.Decimal // FEE
-	TaxAmount      decimal.Decimal // TAX and anything else, positive round-off
-	Penalty        decimal.Decimal // PENALTY
-	Rebate         decimal.Decimal // REBATE, negative round-off
-	Exemption      decimal.Decimal // EXEMPTION
-	TotalAmount    decimal.Decimal
+	// Slabs are the billing slabs the charge came from, and Attribute what
+	// they count (periodic charges only).
+	Slabs       []BillingSlab
+	Attribute   string
+	Units       decimal.Decimal // what the slab counted
+	Charge      decimal.Decimal // CHARGES
+	Fee         decimal.Decimal // FEE
+	TaxAmount   decimal.Decimal // TAX and anything else, positive round-off
+	Penalty     decimal.Decimal // PENALTY
+	Rebate      decimal.Decimal // REBATE, negative round-off
+	Exemption   decimal.Decimal // EXEMPTION
+	TotalAmount decimal.Decimal
 }
 
 // PeriodicCharge computes a connection's periodic charge for the demand
@@ -79,7 +83,7 @@ func PeriodicCharge(svc Service, conn Connection, prop Property, m *Masters, per
 	if err != nil {
 		return Calculation{}, err
 	}
-	calc := Calculation{BillingSlabIDs: []string{string(slab.ID)}, Units: decimal.Zero}
+	calc := Calculation{BillingSlabIDs: []string{string(slab.ID)}, Slabs: []BillingSlab{*slab}, Attribute: attr, Units: decimal.Zero}
 	var charge decimal.Decimal
 	switch {
 	case strings.EqualFold(attr, AttrFlat):

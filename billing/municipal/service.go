@@ -1,6 +1,10 @@
 package municipal
 
-import "github.com/meterd/meterd/billing"
+import (
+	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/billing"
+)
 
 // Service names the tax heads of one municipal service: the periodic
 // demand (consumer code = connection number) and the one-time fee demand
@@ -98,4 +102,95 @@ func (s Service) FeeHeads() []billing.TaxHead {
 		s.FormFee, s.ScrutinyFee, s.MeterCharge, s.OtherCharge, s.RoadCutting, s.OneTimeFee,
 		s.SecurityCharge, s.TaxAndCess, s.FeeAdhocPenalty, s.FeeAdhocRebate, s.FeeRoundOff,
 	}
+}
+
+// Name is the service's name on bills: "Sewerage" or "Water".
+func (s Service) Name() string {
+	if s.BusinessService == "WS" {
+		return "Water"
+	}
+	return "Sewerage"
+}
+
+// Describe returns the printed description of one of the service's heads
+// (the head's code for any other).
+func (s Service) Describe(h billing.TaxHead) string {
+	switch h {
+	case s.Charge:
+		return s.Name() + " charge"
+	case s.Cess:
+		return s.Name() + " cess"
+	case s.Rebate:
+		return "Early payment rebate"
+	case s.Interest:
+		return "Interest on overdue charges"
+	case s.Penalty:
+		return "Late payment penalty"
+	case s.RoundOff, s.FeeRoundOff:
+		return "Round-off"
+	case s.AdhocRebate, s.FeeAdhocRebate:
+		return "Rebate (adhoc)"
+	case s.AdhocPenalty, s.FeeAdhocPenalty:
+		return "Penalty (adhoc)"
+	case s.Advance:
+		return "Advance carried forward"
+	case s.FormFee:
+		return "Form fee"
+	case s.ScrutinyFee:
+		return "Scrutiny fee"
+	case s.MeterCharge:
+		return "Meter charge"
+	case s.OtherCharge:
+		return "Other charges"
+	case s.RoadCutting:
+		return "Road cutting charge"
+	case s.OneTimeFee:
+		return "One-time fee"
+	case s.SecurityCharge:
+		return "Security charge"
+	case s.TaxAndCess:
+		return "Tax and cess"
+	}
+	return string(h)
+}
+
+// ForService returns the municipal service of a connection service name
+// ("sewerage", "water"); false for any other (electricity).
+func ForService(service string) (Service, bool) {
+	switch service {
+	case "sewerage":
+		return Sewerage(), true
+	case "water":
+		return Water(), true
+	}
+	return Service{}, false
+}
+
+// Lines returns a demand's bill lines: one per head in order of first
+// appearance, its description and the head's total (the sum of its
+// details, deltas included), heads that total zero left out, details of
+// head without (the advance) ignored. They add up to the demand's total
+// less without's.
+func (s Service) Lines(details []billing.DemandDetail, without billing.TaxHead) []billing.BillLine {
+	var order []billing.TaxHead
+	totals := map[billing.TaxHead]decimal.Decimal{}
+	for _, d := range details {
+		if d.Head == without {
+			continue
+		}
+		t, ok := totals[d.Head]
+		if !ok {
+			order = append(order, d.Head)
+			t = decimal.Zero
+		}
+		totals[d.Head] = t.Add(d.TaxAmount)
+	}
+	out := make([]billing.BillLine, 0, len(order))
+	for _, h := range order {
+		if totals[h].IsZero() {
+			continue
+		}
+		out = append(out, billing.BillLine{Section: billing.SectionCurrent, Code: string(h), Description: s.Describe(h), Amount: totals[h]})
+	}
+	return out
 }

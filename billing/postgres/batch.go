@@ -26,6 +26,8 @@ type Connection struct {
 	UsageCategory    string
 	WaterClosets     *int
 	Toilets          *int
+	Taps             *int // municipal_attributes (water slabs)
+	PipeSize         *int
 	ConnectedAt      time.Time
 	DisconnectedAt   *time.Time
 	PropertyID       int64
@@ -40,6 +42,7 @@ type Connection struct {
 type MeterSpan struct {
 	MeterID int64
 	Serial  string
+	Model   string
 	Daily   consumption.MeterSeries
 	Hourly  *consumption.MeterSeries
 }
@@ -250,10 +253,11 @@ func (s *Store) BillBatch(ctx context.Context, run Run, ids []int64, load Loader
 
 func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64, load Loader) ([]Input, error) {
 	rows, err := tx.Query(ctx, `SELECT c.id, c.consumer_code, c.status, coalesce(c.tariff_plan, ''), c.connection_type, coalesce(c.sanctioned_load_kw, 0),
-			coalesce(c.usage_category, ''), c.water_closets, c.toilets, c.connected_at, c.disconnected_at,
+			coalesce(c.usage_category, ''), c.water_closets, c.toilets, ma.taps, ma.pipe_size, c.connected_at, c.disconnected_at,
 			p.id, p.label, p.user_id, coalesce(up.name, '')
 		FROM connections c JOIN properties p ON p.id = c.property_id
 		LEFT JOIN user_profiles up ON up.user_id = p.user_id
+		LEFT JOIN municipal_attributes ma ON ma.connection_id = c.id
 		WHERE c.tenant_id = $1 AND c.id = ANY($2) ORDER BY c.id FOR NO KEY UPDATE OF c`, run.TenantID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load connections: %w", err)
@@ -261,7 +265,7 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 	conns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Connection, error) {
 		var c Connection
 		err := r.Scan(&c.ID, &c.ConsumerCode, &c.Status, &c.TariffPlan, &c.ConnectionType, &c.SanctionedLoadKW, &c.UsageCategory, &c.WaterClosets, &c.Toilets,
-			&c.ConnectedAt, &c.DisconnectedAt, &c.PropertyID, &c.PropertyLabel, &c.UserID, &c.ConsumerName)
+			&c.Taps, &c.PipeSize, &c.ConnectedAt, &c.DisconnectedAt, &c.PropertyID, &c.PropertyLabel, &c.UserID, &c.ConsumerName)
 		return c, err
 	})
 	if err != nil {
@@ -294,7 +298,7 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 	end := run.Period.To.AddDays(1).Start(run.RollupLocation)
 
 	// Meter spans that touch the period.
-	rows, err = tx.Query(ctx, `SELECT mi.connection_id, mi.meter_id, m.serial, m.multiplier, mi.installed_at, mi.removed_at, mi.initial_import_wh, mi.final_import_wh
+	rows, err = tx.Query(ctx, `SELECT mi.connection_id, mi.meter_id, m.serial, m.model, m.multiplier, mi.installed_at, mi.removed_at, mi.initial_import_wh, mi.final_import_wh
 		FROM meter_installations mi JOIN meters m ON m.id = mi.meter_id
 		WHERE mi.connection_id = ANY($1) AND mi.installed_at < $3 AND (mi.removed_at IS NULL OR mi.removed_at > $2)
 		ORDER BY mi.connection_id, mi.installed_at`, connIDs, start, end)
@@ -306,15 +310,15 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 	var meterIDs, hourlyMeterIDs []int64
 	var (
 		connID, meterID int64
-		serial          string
+		serial, model   string
 		multiplier      decimal.Decimal
 		installed       time.Time
 		removed         *time.Time
 		initial, final  *int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&connID, &meterID, &serial, &multiplier, &installed, &removed, &initial, &final}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&connID, &meterID, &serial, &model, &multiplier, &installed, &removed, &initial, &final}, func() error {
 		i := index[connID]
-		ms := MeterSpan{MeterID: meterID, Serial: serial, Daily: consumption.MeterSeries{Installed: installed, InitialWh: initial, FinalWh: final, Multiplier: multiplier}}
+		ms := MeterSpan{MeterID: meterID, Serial: serial, Model: model, Daily: consumption.MeterSeries{Installed: installed, InitialWh: initial, FinalWh: final, Multiplier: multiplier}}
 		if removed != nil {
 			ms.Daily.Removed = *removed
 		}
@@ -392,7 +396,7 @@ func (s *Store) loadInputs(ctx context.Context, tx pgx.Tx, run Run, ids []int64,
 	}
 
 	rows, err = tx.Query(ctx, `SELECT connection_id, period_from::text, period_to::text, import_wh, estimated, measured_days
-		FROM demands WHERE connection_id = ANY($1) AND period_from < $2::date AND period_from >= $2::date - 400
+		FROM demands WHERE connection_id = ANY($1) AND kind = 'periodic' AND period_from < $2::date AND period_from >= $2::date - 400
 		ORDER BY connection_id, period_from`, connIDs, run.Period.From.String())
 	if err != nil {
 		return nil, fmt.Errorf("load usage history: %w", err)

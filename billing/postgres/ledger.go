@@ -44,11 +44,19 @@ func ServiceHeads(service string) Heads {
 		Order: billing.HeadOrder{"late_payment_surcharge": 0}}
 }
 
+// Demand kinds: a connection's charge for a billing period, or the
+// one-time fee demand of its application (water and sewerage).
+const (
+	KindPeriodic = "periodic"
+	KindFee      = "fee"
+)
+
 // LedgerDemand is a stored demand with the ids of its details (Details and
 // DetailIDs are parallel, in append order).
 type LedgerDemand struct {
 	ID           int64
 	ConnectionID int64
+	Kind         string // KindPeriodic or KindFee
 	Period       billing.Period
 	Due          billing.Date
 	Plan         string
@@ -72,27 +80,34 @@ type queryer interface {
 // period. Times of the embedded
 // billing.Demand are the period's days at UTC midnight.
 func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.Period) (map[int64][]LedgerDemand, error) {
-	rows, err := q.Query(ctx, `SELECT d.id, d.connection_id, d.period_from::text, d.period_to::text, d.due_date::text, d.tariff_plan,
+	return queryDemands(ctx, q, `d.connection_id = ANY($1) AND ((d.period_from <= $3::date AND d.period_to >= $2::date) OR (d.estimated AND b.id IS NOT NULL) OR EXISTS (
+			SELECT 1 FROM demand_details x WHERE x.demand_id = d.id AND x.tax_amount <> x.collection_amount))`, len(connIDs),
+		connIDs, also.From.String(), also.To.String())
+}
+
+// queryDemands reads the demands matching where (over demands d and their
+// live bill b) with their details, by connection, ordered by period.
+func queryDemands(ctx context.Context, q queryer, where string, sizeHint int, args ...any) (map[int64][]LedgerDemand, error) {
+	rows, err := q.Query(ctx, `SELECT d.id, d.connection_id, d.kind, d.consumer_code, d.period_from::text, d.period_to::text, d.due_date::text, d.tariff_plan,
 			d.import_wh, d.estimated, coalesce(b.id, 0), coalesce(b.bill_run_id, 0), dd.id, dd.tax_head, dd.category, dd.tax_amount, dd.collection_amount
 		FROM demands d
 		JOIN demand_details dd ON dd.demand_id = d.id
 		LEFT JOIN bills b ON b.demand_id = d.id AND b.status <> 'cancelled'
-		WHERE d.connection_id = ANY($1) AND ((d.period_from <= $3::date AND d.period_to >= $2::date) OR (d.estimated AND b.id IS NOT NULL) OR EXISTS (
-			SELECT 1 FROM demand_details x WHERE x.demand_id = d.id AND x.tax_amount <> x.collection_amount))
-		ORDER BY d.connection_id, d.period_from, dd.id`, connIDs, also.From.String(), also.To.String())
+		WHERE `+where+`
+		ORDER BY d.connection_id, d.period_from, d.id, dd.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load demands: %w", err)
 	}
-	out := make(map[int64][]LedgerDemand, len(connIDs))
+	out := make(map[int64][]LedgerDemand, sizeHint)
 	var (
-		id, conn, bill, billRun, detID int64
-		from, to, due, plan            string
-		importWh                       int64
-		estimated                      bool
-		head, cat                      string
-		taxAmount, collected           decimal.Decimal
+		id, conn, bill, billRun, detID  int64
+		kind, code, from, to, due, plan string
+		importWh                        int64
+		estimated                       bool
+		head, cat                       string
+		taxAmount, collected            decimal.Decimal
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &conn, &from, &to, &due, &plan, &importWh, &estimated, &bill, &billRun, &detID, &head, &cat, &taxAmount, &collected}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &conn, &kind, &code, &from, &to, &due, &plan, &importWh, &estimated, &bill, &billRun, &detID, &head, &cat, &taxAmount, &collected}, func() error {
 		list := out[conn]
 		if n := len(list); n == 0 || list[n-1].ID != id {
 			p, err := parsePeriod(from, to)
@@ -103,8 +118,8 @@ func loadDemands(ctx context.Context, q queryer, connIDs []int64, also billing.P
 			if err != nil {
 				return err
 			}
-			list = append(list, LedgerDemand{ID: id, ConnectionID: conn, Period: p, Due: dd, Plan: plan, ImportWh: importWh, Estimated: estimated, LiveBillID: bill, LiveBillRun: billRun,
-				Demand: billing.Demand{From: p.From.Start(time.UTC), To: p.To.Start(time.UTC)}})
+			list = append(list, LedgerDemand{ID: id, ConnectionID: conn, Kind: kind, Period: p, Due: dd, Plan: plan, ImportWh: importWh, Estimated: estimated, LiveBillID: bill, LiveBillRun: billRun,
+				Demand: billing.Demand{ConsumerCode: code, From: p.From.Start(time.UTC), To: p.To.Start(time.UTC)}})
 		}
 		ld := &list[len(list)-1]
 		ld.Demand.Details = append(ld.Demand.Details, billing.DemandDetail{Head: billing.TaxHead(head), TaxAmount: taxAmount, CollectionAmount: collected})
@@ -188,6 +203,12 @@ var ErrNothingToPay = fmt.Errorf("%w: the connection has no demand to credit", b
 // and status (issued → partially_paid → paid; overdue stays overdue until
 // paid). A reference already posted returns the earlier posting with
 // Replayed set, or billing.ErrConflict if amount or connection differ.
+//
+// Water and sewerage: interest, penalty and rebate due at ReceivedAt are
+// applied to the connection's overdue demands first (as DIGIT refreshes
+// them before a payment), and a payment of a bill is spread over the
+// demands of that bill's kind only (a one-time fee bill pays the fee
+// demand, a periodic bill the periodic ones).
 func (s *Store) PostCollection(ctx context.Context, tx pgx.Tx, p Payment) (Posting, error) {
 	if p.Reference == "" || !p.Amount.IsPositive() {
 		return Posting{}, fmt.Errorf("post collection: %w: reference and a positive amount are required", billing.ErrInvalidInput)
@@ -208,13 +229,24 @@ func (s *Store) PostCollection(ctx context.Context, tx pgx.Tx, p Payment) (Posti
 		prior.Bills, err = billStates(ctx, tx, conn)
 		return prior, err
 	}
+	kind := ""
+	if _, ok := municipal.ForService(service); ok {
+		if _, err := s.applyTimeBased(ctx, tx, p.TenantID, service, []int64{conn}, p.ReceivedAt); err != nil {
+			return Posting{}, fmt.Errorf("post collection %s: %w", p.Reference, err)
+		}
+		if p.BillID != 0 {
+			if err := tx.QueryRow(ctx, `SELECT d.kind FROM bills b JOIN demands d ON d.id = b.demand_id WHERE b.id = $1`, p.BillID).Scan(&kind); err != nil {
+				return Posting{}, fmt.Errorf("post collection %s: bill %d: %w", p.Reference, p.BillID, classify(err))
+			}
+		}
+	}
 	demands, err := loadDemands(ctx, tx, []int64{conn}, billing.Period{})
 	if err != nil {
 		return Posting{}, err
 	}
-	list := demands[conn]
+	list := ofKind(demands[conn], kind)
 	if len(list) == 0 {
-		if list, err = newestDemand(ctx, tx, conn); err != nil {
+		if list, err = newestDemand(ctx, tx, conn, kind); err != nil {
 			return Posting{}, err
 		}
 	}
@@ -386,11 +418,27 @@ func priorPosting(ctx context.Context, tx pgx.Tx, tenantID int64, reference stri
 	return p, true, err
 }
 
-// newestDemand returns the connection's newest demand (fully paid), where
-// an overpayment with nothing outstanding is carried as advance.
-func newestDemand(ctx context.Context, tx pgx.Tx, conn int64) ([]LedgerDemand, error) {
+// ofKind returns the demands of kind ("" for all).
+func ofKind(list []LedgerDemand, kind string) []LedgerDemand {
+	if kind == "" {
+		return list
+	}
+	var out []LedgerDemand
+	for _, d := range list {
+		if d.Kind == kind {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// newestDemand returns the connection's newest demand of kind ("" for
+// any; fully paid), where an overpayment with nothing outstanding is
+// carried as advance.
+func newestDemand(ctx context.Context, tx pgx.Tx, conn int64, kind string) ([]LedgerDemand, error) {
 	var from string
-	err := tx.QueryRow(ctx, `SELECT period_from::text FROM demands WHERE connection_id = $1 ORDER BY period_from DESC LIMIT 1`, conn).Scan(&from)
+	err := tx.QueryRow(ctx, `SELECT period_from::text FROM demands WHERE connection_id = $1 AND ($2 = '' OR kind = $2)
+		ORDER BY period_from DESC LIMIT 1`, conn, kind).Scan(&from)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -402,7 +450,7 @@ func newestDemand(ctx context.Context, tx pgx.Tx, conn int64) ([]LedgerDemand, e
 		return nil, err
 	}
 	m, err := loadDemands(ctx, tx, []int64{conn}, billing.Period{From: d, To: d})
-	return m[conn], err
+	return ofKind(m[conn], kind), err
 }
 
 func insertCollections(ctx context.Context, tx pgx.Tx, posting int64, cols []PostedCollection) error {
@@ -424,13 +472,14 @@ func insertCollections(ctx context.Context, tx pgx.Tx, posting int64, cols []Pos
 
 // refreshBills sets the paid amount and status of the connection's bills
 // that are not cancelled: a bill is paid once nothing is outstanding on its
-// demand and the earlier ones, partially paid when less than its total is.
+// demand and the earlier ones of the same kind, partially paid when less
+// than its total is.
 func refreshBills(ctx context.Context, tx pgx.Tx, conn int64) ([]BillState, error) {
 	_, err := tx.Exec(ctx, `WITH o AS (
 			SELECT b.id, b.total, b.status,
 				(SELECT coalesce(sum(dd.tax_amount - dd.collection_amount), 0) FROM demands d JOIN demand_details dd ON dd.demand_id = d.id
-				 WHERE d.connection_id = b.connection_id AND d.period_from <= b.period_from) AS remaining
-			FROM bills b WHERE b.connection_id = $1 AND b.status <> 'cancelled'),
+				 WHERE d.connection_id = b.connection_id AND d.period_from <= b.period_from AND d.kind = bd.kind) AS remaining
+			FROM bills b JOIN demands bd ON bd.id = b.demand_id WHERE b.connection_id = $1 AND b.status <> 'cancelled'),
 		n AS (
 			SELECT id, greatest(0, least(total, total - remaining)) AS paid,
 				CASE WHEN remaining <= 0 THEN 'paid'
