@@ -284,3 +284,26 @@ func TestPolicyValidate(t *testing.T) {
 		t.Errorf("Validate = %v, want location and zero-units problems", err)
 	}
 }
+
+// Paying part of an overdue charge lowers the base of penalty and
+// interest, but what was already collected on them stays: the heads are
+// not set below their collections.
+func TestApplyTimeBasedKeepsCollected(t *testing.T) {
+	m := loadMasters(t, "pb-sewerage.json")
+	p := policy()
+	d := billing.Demand{
+		From: time.Date(2024, 4, 1, 0, 0, 0, 0, ist), To: time.Date(2024, 5, 1, 0, 0, 0, 0, ist).Add(-time.Millisecond),
+		Due: time.Date(2024, 5, 16, 0, 0, 0, 0, ist).Add(-time.Millisecond),
+		Details: []billing.DemandDetail{
+			{Head: sw.Charge, TaxAmount: dec(t, "60"), CollectionAmount: dec(t, "51")},
+			{Head: sw.Interest, TaxAmount: dec(t, "3"), CollectionAmount: dec(t, "3")},
+			{Head: sw.Penalty, TaxAmount: dec(t, "6"), CollectionAmount: dec(t, "2")},
+		},
+	}
+	// Base 9: interest 0.45 < 3 collected stays 3; penalty 0.90 < 2 collected goes to 2.
+	got := municipal.ApplyTimeBased(sw, d, m, time.Date(2024, 6, 1, 12, 0, 0, 0, ist), p)
+	want := []billing.DemandDetail{{Head: sw.Penalty, TaxAmount: dec(t, "-4")}}
+	if len(got) != len(want) || got[0].Head != want[0].Head || !got[0].TaxAmount.Equal(want[0].TaxAmount) {
+		t.Errorf("appended %v, want %v", got, want)
+	}
+}

@@ -96,7 +96,10 @@ func DueDate(created time.Time, after time.Duration, loc *time.Location) time.Ti
 //
 // The base is what is still owed on the charge (bug B7 charged the gross
 // amount and re-opened paid demands); a demand whose charge is paid gets
-// nothing. Masters are chosen for the financial year of the demand's
+// nothing. A head is never set below what has already been collected on
+// it: paying part of an overdue charge lowers the base, but does not turn
+// penalty or interest already paid into a credit (a waiver of collected
+// amounts is a refund, not a recalculation). Masters are chosen for the financial year of the demand's
 // period (ambiguity A3), the day gate counts whole days after d.Due (bug
 // B5). Interest is a one-time percentage, as the reference applies it.
 func ApplyTimeBased(svc Service, d billing.Demand, m *Masters, now time.Time, p Policy) []billing.DemandDetail {
@@ -110,6 +113,15 @@ func ApplyTimeBased(svc Service, d billing.Demand, m *Masters, now time.Time, p 
 	details := append([]billing.DemandDetail(nil), d.Details...)
 	var out []billing.DemandDetail
 	set := func(head billing.TaxHead, amount decimal.Decimal) {
+		collected := decimal.Zero
+		for _, det := range details {
+			if det.Head == head {
+				collected = collected.Add(det.CollectionAmount)
+			}
+		}
+		if collected.IsPositive() && amount.LessThan(collected) {
+			amount = collected // interest and penalty: what was paid stays
+		}
 		if add, ok := billing.SetHeadTotal(details, head, amount); ok {
 			details = append(details, add)
 			out = append(out, add)
