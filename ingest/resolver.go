@@ -65,11 +65,14 @@ type Resolver struct {
 	cfg     ResolverConfig
 	metrics *Metrics
 
+	// The cache holds one compact copy of each meter (no settings; shared
+	// strings interned), so 100 000 meters cost tens of megabytes.
 	mu       sync.RWMutex
-	byRef    map[string]postgres.Meter // "tenant/external_id"
-	byExt    map[string][]int64        // external_id → meter ids (several tenants)
-	byID     map[int64]postgres.Meter
+	byRef    map[string]*postgres.Meter // "tenant/external_id"
+	byExt    map[string][]int64         // external_id → meter ids (several tenants)
+	byID     map[int64]*postgres.Meter
 	negative map[string]time.Time // reference → unknown until
+	intern   map[string]string    // tenant codes, models, protocols
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -81,7 +84,8 @@ func NewResolver(dir MeterDirectory, cfg ResolverConfig, m *Metrics) (*Resolver,
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Resolver{dir: dir, cfg: cfg, metrics: m, negative: map[string]time.Time{}}, nil
+	return &Resolver{dir: dir, cfg: cfg, metrics: m, negative: map[string]time.Time{}, intern: map[string]string{},
+		byRef: map[string]*postgres.Meter{}, byExt: map[string][]int64{}, byID: map[int64]*postgres.Meter{}}, nil
 }
 
 // Start loads the directory and keeps it current until Stop.
@@ -131,16 +135,18 @@ func (r *Resolver) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: load meter directory: %w", err)
 	}
-	byRef := make(map[string]postgres.Meter, len(ms))
+	byRef := make(map[string]*postgres.Meter, len(ms))
 	byExt := make(map[string][]int64, len(ms))
-	byID := make(map[int64]postgres.Meter, len(ms))
-	for _, m := range ms {
+	byID := make(map[int64]*postgres.Meter, len(ms))
+	intern := map[string]string{}
+	for i := range ms {
+		m := compact(&ms[i], intern)
 		byRef[m.TenantCode+"/"+m.ExternalID] = m
 		byExt[m.ExternalID] = append(byExt[m.ExternalID], m.ID)
 		byID[m.ID] = m
 	}
 	r.mu.Lock()
-	r.byRef, r.byExt, r.byID = byRef, byExt, byID
+	r.byRef, r.byExt, r.byID, r.intern = byRef, byExt, byID, intern
 	r.negative = map[string]time.Time{}
 	r.mu.Unlock()
 	if r.metrics != nil {
@@ -149,23 +155,30 @@ func (r *Resolver) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Meters returns every cached meter.
-func (r *Resolver) Meters() []postgres.Meter {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]postgres.Meter, 0, len(r.byID))
-	for _, m := range r.byID {
-		out = append(out, m)
+// compact returns a heap copy of m without its settings (the resolver does
+// not need them) and with its repeated strings interned.
+func compact(m *postgres.Meter, intern map[string]string) *postgres.Meter {
+	c := *m
+	c.Settings = nil
+	for _, s := range []*string{&c.TenantCode, &c.Model, &c.Protocol} {
+		if v, ok := intern[*s]; ok {
+			*s = v
+		} else {
+			intern[*s] = *s
+		}
 	}
-	return out
+	return &c
 }
 
-// ByID returns a cached meter by id.
+// ByID returns a cached meter by id (without its settings).
 func (r *Resolver) ByID(id int64) (postgres.Meter, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	m, ok := r.byID[id]
-	return m, ok
+	if !ok {
+		return postgres.Meter{}, false
+	}
+	return *m, true
 }
 
 // Resolve returns the installed meter a reference names. tenant may be
@@ -176,26 +189,29 @@ func (r *Resolver) Resolve(ctx context.Context, tenant, externalID string) (post
 	now := time.Now()
 	r.mu.RLock()
 	var (
-		m     postgres.Meter
+		mp    *postgres.Meter
 		found bool
 	)
 	if tenant != "" {
-		m, found = r.byRef[key]
+		mp, found = r.byRef[key]
 	} else if ids := r.byExt[externalID]; len(ids) == 1 {
-		m, found = r.byID[ids[0]]
+		mp, found = r.byID[ids[0]]
 	}
 	until, negative := r.negative[key]
 	r.mu.RUnlock()
 	switch {
 	case found:
 		r.count("hit")
-		return m, nil
+		return *mp, nil
 	case negative && now.Before(until):
 		r.count("negative_hit")
 		return postgres.Meter{}, fmt.Errorf("%w: %s", ErrUnknownMeter, refString(tenant, externalID))
 	}
 
-	var err error
+	var (
+		m   postgres.Meter
+		err error
+	)
 	if tenant != "" {
 		m, err = r.dir.MeterByRef(ctx, tenant, externalID)
 		if errors.Is(err, postgres.ErrMeterNotFound) {
@@ -226,13 +242,14 @@ func (r *Resolver) Resolve(ctx context.Context, tenant, externalID string) (post
 	}
 	r.count("miss_found")
 	r.mu.Lock()
-	r.byRef[m.TenantCode+"/"+m.ExternalID] = m
-	if !containsID(r.byExt[m.ExternalID], m.ID) {
-		r.byExt[m.ExternalID] = append(r.byExt[m.ExternalID], m.ID)
+	c := compact(&m, r.intern)
+	r.byRef[c.TenantCode+"/"+c.ExternalID] = c
+	if !containsID(r.byExt[c.ExternalID], c.ID) {
+		r.byExt[c.ExternalID] = append(r.byExt[c.ExternalID], c.ID)
 	}
-	r.byID[m.ID] = m
+	r.byID[c.ID] = c
 	r.mu.Unlock()
-	return m, nil
+	return *c, nil
 }
 
 func containsID(ids []int64, id int64) bool {

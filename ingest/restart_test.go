@@ -254,6 +254,11 @@ type gatewayProcess struct {
 // it is subscribed (a broker drops messages nobody has subscribed to yet).
 func startGatewayProcess(t *testing.T, bin, dbURL, brokerAddr, logPath string) *gatewayProcess {
 	t.Helper()
+	return startGatewayProcessB(t, bin, dbURL, brokerAddr, logPath)
+}
+
+func startGatewayProcessB(t testing.TB, bin, dbURL, brokerAddr, logPath string) *gatewayProcess {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

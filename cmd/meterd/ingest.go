@@ -225,8 +225,12 @@ func (g *gatewayComponent) build(ctx context.Context) error {
 
 	var buses []modbus.Bus
 	if g.cfg.modbus {
+		ms, err := g.store.Meters(ctx) // with their settings, which the resolver does not keep
+		if err != nil {
+			return err
+		}
 		var errs []error
-		buses, errs = modbus.BusesFromMeters(res.Meters())
+		buses, errs = modbus.BusesFromMeters(ms)
 		for _, err := range errs {
 			g.log.Warn("Modbus meter not polled", "err", err)
 		}
