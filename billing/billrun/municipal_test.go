@@ -201,13 +201,13 @@ func TestMunicipalSewerageRunWithFailures(t *testing.T) {
 		want[id] = decimal.NewFromInt(int64(rate * n)).StringFixed(2)
 	}
 	skipped := map[int64]string{
-		f.municipalConnection("sewerage", mconn{code: "SW/S1", usage: "RESIDENTIAL", closets: iptr(2)}):                                   "no tariff plan assigned",
-		f.municipalConnection("sewerage", mconn{code: "SW/S2", plan: "pb-may", usage: "RESIDENTIAL", closets: iptr(2)}):                   `has no sewerage masters in force on 2024-04-01`,
-		f.municipalConnection("sewerage", mconn{code: "SW/S3", plan: "pb-sewerage", usage: "INDUSTRIAL", closets: iptr(2)}):               "no billing slab matches",
+		f.municipalConnection("sewerage", mconn{code: "SW/S1", usage: "RESIDENTIAL", closets: iptr(2)}):                                         "no tariff plan assigned",
+		f.municipalConnection("sewerage", mconn{code: "SW/S2", plan: "pb-may", usage: "RESIDENTIAL", closets: iptr(2)}):                         `has no sewerage masters in force on 2024-04-01`,
+		f.municipalConnection("sewerage", mconn{code: "SW/S3", plan: "pb-sewerage", usage: "INDUSTRIAL", closets: iptr(2)}):                     "no billing slab matches",
 		f.municipalConnection("sewerage", mconn{code: "SW/S4", plan: "pb-sewerage", usage: "RESIDENTIAL", closets: iptr(2), status: "pending"}): "pending",
 	}
 	failed := map[int64]string{
-		f.municipalConnection("sewerage", mconn{code: "SW/F1", plan: "pb-dup", usage: "RESIDENTIAL", closets: iptr(2)}):      "more than one billing slab matches",
+		f.municipalConnection("sewerage", mconn{code: "SW/F1", plan: "pb-dup", usage: "RESIDENTIAL", closets: iptr(2)}):        "more than one billing slab matches",
 		f.municipalConnection("sewerage", mconn{code: "FAIL/F2", plan: "pb-sewerage", usage: "RESIDENTIAL", closets: iptr(3)}): "injected refusal",
 	}
 	// The database refuses FAIL/ demands: the batch holding one rolls back,
