@@ -30,6 +30,10 @@ type Services struct {
 	// Notifications serves alerts, notification status, preferences and
 	// push devices (alerts/service); nil leaves those routes out.
 	Notifications Notifications
+	// Municipal serves the water and sewerage calculators (fee estimates,
+	// charge calculation, demands, adhoc amounts, fee demands); nil leaves
+	// those routes out.
+	Municipal Municipal
 }
 
 // Route is one row of the permission table: an endpoint, who may call it,
@@ -190,6 +194,9 @@ func (h *handlers) table() []Route {
 	}
 	if h.svc.Notifications != nil {
 		rts = append(rts, h.alertRoutes()...)
+	}
+	if h.svc.Municipal != nil {
+		rts = append(rts, h.municipalRoutes()...)
 	}
 	return rts
 }

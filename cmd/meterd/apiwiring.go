@@ -153,7 +153,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use, Billing: bills}
+	a.services = api.Services{Accounts: accounts, Support: desk, Usage: use, Billing: bills, Municipal: bills.store}
 	if a.services.Notifications, err = notificationsAPI(pool, ring); err != nil {
 		return err
 	}

@@ -145,3 +145,6 @@ func (b *billingAPI) Runs(ctx context.Context, tenantID int64, limit int) ([]bil
 func (b *billingAPI) DeadLetters(ctx context.Context, tenantID int64, service string, limit int) ([]billingpg.DeadLetter, error) {
 	return b.store.DeadLetters(ctx, tenantID, service, true, limit)
 }
+
+// billing's store serves the municipal routes directly.
+var _ api.Municipal = (*billingpg.Store)(nil)
