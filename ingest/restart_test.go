@@ -257,7 +257,7 @@ func startGatewayProcess(t *testing.T, bin, dbURL, brokerAddr, logPath string) *
 	return startGatewayProcessB(t, bin, dbURL, brokerAddr, logPath)
 }
 
-func startGatewayProcessB(t testing.TB, bin, dbURL, brokerAddr, logPath string) *gatewayProcess {
+func startGatewayProcessB(t testing.TB, bin, dbURL, brokerAddr, logPath string, extra ...string) *gatewayProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -271,6 +271,7 @@ func startGatewayProcessB(t testing.TB, bin, dbURL, brokerAddr, logPath string) 
 	}
 	cmd := exec.Command(bin, "ingest", "--database-url", dbURL, "--mqtt-broker", "mqtt://"+brokerAddr,
 		"--mqtt-client-id", "gw-kill9", "--http-addr", httpAddr, "--modbus=false", "--ingest-linger", "50ms", "--log-level", "debug")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

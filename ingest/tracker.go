@@ -98,9 +98,46 @@ type specKey struct {
 	reg   meter.Fields
 }
 
+// meterState is one meter's state, compact (times as Unix µs, 0 for
+// none) because the tracker holds one per meter: 100 000 of them.
 type meterState struct {
-	latest   postgres.Latest
-	identity string
+	meterID            int64
+	lastSeen, ts, recv int64
+	impWh, expWh       int64
+	impTS, expTS       int64
+	inst               [5]float32 // power, voltage, current, frequency, power factor
+	fields             meter.Fields
+	source             meter.Source
+	identity           string
+}
+
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromUS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func stateFrom(l *postgres.Latest) *meterState {
+	r := &l.Reading
+	return &meterState{meterID: l.MeterID, lastSeen: us(l.LastSeen), ts: us(r.Time), recv: us(r.ReceivedAt),
+		impWh: l.ImportWh, impTS: us(l.ImportTime), expWh: l.ExportWh, expTS: us(l.ExportTime),
+		inst: [5]float32{r.PowerW, r.VoltageV, r.CurrentA, r.FrequencyHz, r.PowerFactor}, fields: r.Fields, source: r.Source}
+}
+
+func (st *meterState) latest() postgres.Latest {
+	return postgres.Latest{MeterID: st.meterID, LastSeen: fromUS(st.lastSeen),
+		ImportWh: st.impWh, ImportTime: fromUS(st.impTS), ExportWh: st.expWh, ExportTime: fromUS(st.expTS),
+		Reading: meter.Reading{MeterID: st.meterID, Time: fromUS(st.ts), ReceivedAt: fromUS(st.recv),
+			PowerW: st.inst[0], VoltageV: st.inst[1], CurrentA: st.inst[2], FrequencyHz: st.inst[3], PowerFactor: st.inst[4],
+			Fields: st.fields &^ (meter.FieldImport | meter.FieldExport), Source: st.source}}
 }
 
 // NewTracker returns a tracker. identity returns the identity (serial) of
@@ -135,7 +172,7 @@ func (t *Tracker) Start(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	for _, l := range ls {
-		st := &meterState{latest: l}
+		st := stateFrom(&l)
 		if t.identity != nil {
 			st.identity = t.identity(l.MeterID)
 		}
@@ -195,7 +232,7 @@ func (t *Tracker) Observe(rows []meter.Reading) {
 		r := &sorted[i]
 		st := t.states[r.MeterID]
 		if st == nil {
-			st = &meterState{latest: postgres.Latest{MeterID: r.MeterID}}
+			st = &meterState{meterID: r.MeterID}
 			if t.identity != nil {
 				st.identity = t.identity(r.MeterID)
 			}
@@ -205,20 +242,21 @@ func (t *Tracker) Observe(rows []meter.Reading) {
 		if t.identity != nil {
 			id = t.identity(r.MeterID)
 		}
-		l := &st.latest
-		if r.ReceivedAt.After(l.LastSeen) {
-			l.LastSeen = r.ReceivedAt
+		if v := r.ReceivedAt.UnixMicro(); v > st.lastSeen {
+			st.lastSeen = v
 		}
-		if r.Time.After(l.Reading.Time) {
-			l.Reading = *r
+		if v := r.Time.UnixMicro(); v > st.ts {
+			st.ts, st.recv = v, r.ReceivedAt.UnixMicro()
+			st.inst = [5]float32{r.PowerW, r.VoltageV, r.CurrentA, r.FrequencyHz, r.PowerFactor}
+			st.fields, st.source = r.Fields, r.Source
 		}
 		if r.Fields.Has(meter.FieldImport) {
-			if k := t.step(st, r, meter.FieldImport, r.ImportWh, &l.ImportWh, &l.ImportTime, id); k > 0 {
+			if k := t.step(st, r, meter.FieldImport, r.ImportWh, &st.impWh, &st.impTS, id); k > 0 {
 				kinds[k]++
 			}
 		}
 		if r.Fields.Has(meter.FieldExport) {
-			if k := t.step(st, r, meter.FieldExport, r.ExportWh, &l.ExportWh, &l.ExportTime, id); k > 0 {
+			if k := t.step(st, r, meter.FieldExport, r.ExportWh, &st.expWh, &st.expTS, id); k > 0 {
 				kinds[k]++
 			}
 		}
@@ -247,19 +285,20 @@ func (t *Tracker) Observe(rows []meter.Reading) {
 
 // step advances one register and records an event; it returns the event
 // kind or 0. t.mu is held.
-func (t *Tracker) step(st *meterState, r *meter.Reading, reg meter.Fields, wh int64, lastWh *int64, lastTime *time.Time, id string) meter.CounterEventKind {
-	if lastTime.IsZero() {
-		*lastWh, *lastTime = wh, r.Time
+func (t *Tracker) step(st *meterState, r *meter.Reading, reg meter.Fields, wh int64, lastWh, lastUS *int64, id string) meter.CounterEventKind {
+	now := r.Time.UnixMicro()
+	if *lastUS == 0 {
+		*lastWh, *lastUS = wh, now
 		return 0
 	}
-	if !r.Time.After(*lastTime) {
+	if now <= *lastUS {
 		return 0 // late or repeated: stored, but the counter stays
 	}
-	prev := meter.CounterSample{Time: *lastTime, ValueWh: *lastWh, Identity: st.identity}
+	prev := meter.CounterSample{Time: fromUS(*lastUS), ValueWh: *lastWh, Identity: st.identity}
 	cur := meter.CounterSample{Time: r.Time, ValueWh: wh, Identity: id}
 	spec := t.specs[specKey{r.MeterID, reg}]
 	s, err := meter.StepCounter(prev, cur, spec, t.cfg.MaxPowerW)
-	*lastWh, *lastTime = wh, r.Time
+	*lastWh, *lastUS = wh, now
 	if err != nil || s.Kind == meter.CounterNormal {
 		return 0
 	}
@@ -276,7 +315,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	t.mu.Lock()
 	states := make([]postgres.Latest, 0, len(t.dirty))
 	for id := range t.dirty {
-		states = append(states, t.states[id].latest)
+		states = append(states, t.states[id].latest())
 	}
 	clear(t.dirty)
 	events := t.events

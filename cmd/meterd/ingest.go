@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -76,6 +77,7 @@ type gatewayConfig struct {
 	modbusTimeout time.Duration
 	spoolDir      string
 	spoolMaxMiB   int
+	memLimitMiB   int
 }
 
 func (c *gatewayConfig) register(f *flags, dev bool) {
@@ -111,6 +113,7 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	}
 	f.String(&c.spoolDir, "spool-dir", "METERD_SPOOL_DIR", spoolDef, "directory of the Modbus spool (readings held while the database is down)")
 	f.Int(&c.spoolMaxMiB, "spool-max-mib", "METERD_SPOOL_MAX_MIB", 256, "largest Modbus spool in MiB; beyond it readings are dropped and counted")
+	f.Int(&c.memLimitMiB, "memory-limit-mib", "METERD_MEMORY_LIMIT_MIB", 0, "soft memory limit of the Go runtime in MiB (garbage is collected harder near it); 0 leaves the runtime's default")
 }
 
 func defaultClientID() string {
@@ -134,6 +137,9 @@ func (c gatewayConfig) Validate() error {
 	}
 	if (c.brokerCert == "") != (c.brokerKey == "") || (c.brokerTLSAddr != "" && c.brokerCert == "") {
 		errs = append(errs, errors.New("the broker's TLS listener needs both --broker-tls-cert and --broker-tls-key"))
+	}
+	if c.memLimitMiB < 0 {
+		errs = append(errs, errors.New("memory-limit-mib must not be negative"))
 	}
 	if c.spoolMaxMiB < 1 {
 		errs = append(errs, errors.New("spool-max-mib must be positive"))
@@ -191,6 +197,9 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 }
 
 func (g *gatewayComponent) build(ctx context.Context) error {
+	if g.cfg.memLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(g.cfg.memLimitMiB) << 20)
+	}
 	pool := g.pools.pool
 	g.store = postgres.NewStore(pool)
 	m, err := ingest.NewMetrics(g.reg)
