@@ -87,6 +87,7 @@ type Tracker struct {
 	dirty   map[int64]struct{}
 	events  []postgres.CounterEvent
 	specs   map[specKey]meter.CounterSpec
+	specFn  func(meterID int64, reg meter.Fields) (meter.CounterSpec, bool)
 	flushMu sync.Mutex
 
 	cancel context.CancelFunc
@@ -161,6 +162,15 @@ func NewTracker(cfg TrackerConfig, store StateStore, identity func(int64) string
 func (t *Tracker) SetCounterSpec(meterID int64, reg meter.Fields, spec meter.CounterSpec) {
 	t.mu.Lock()
 	t.specs[specKey{meterID, reg}] = spec
+	t.mu.Unlock()
+}
+
+// SetSpecFunc sets where the arithmetic of registers without an explicit
+// SetCounterSpec comes from (for example ModelSpecs by the meter's model).
+// Call it before Start.
+func (t *Tracker) SetSpecFunc(f func(meterID int64, reg meter.Fields) (meter.CounterSpec, bool)) {
+	t.mu.Lock()
+	t.specFn = f
 	t.mu.Unlock()
 }
 
@@ -296,7 +306,10 @@ func (t *Tracker) step(st *meterState, r *meter.Reading, reg meter.Fields, wh in
 	}
 	prev := meter.CounterSample{Time: fromUS(*lastUS), ValueWh: *lastWh, Identity: st.identity}
 	cur := meter.CounterSample{Time: r.Time, ValueWh: wh, Identity: id}
-	spec := t.specs[specKey{r.MeterID, reg}]
+	spec, ok := t.specs[specKey{r.MeterID, reg}]
+	if !ok && t.specFn != nil {
+		spec, _ = t.specFn(r.MeterID, reg)
+	}
 	s, err := meter.StepCounter(prev, cur, spec, t.cfg.MaxPowerW)
 	*lastWh, *lastUS = wh, now
 	if err != nil || s.Kind == meter.CounterNormal {

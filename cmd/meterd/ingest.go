@@ -227,6 +227,13 @@ func (g *gatewayComponent) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	specs := &ingest.ModelSpecs{}
+	tr.SetSpecFunc(func(id int64, reg meter.Fields) (meter.CounterSpec, bool) {
+		if mt, ok := res.ByID(id); ok {
+			return specs.Spec(mt.Model, reg)
+		}
+		return meter.CounterSpec{}, false
+	})
 	if err := g.start(ctx, "tracker", tr); err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func decodeEnvelope(b []byte) (*ingest.Envelope, error) {
 	}
 	b = b[1:]
 	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b))/readingSize {
+	if k <= 0 || n > uint64(len(b)-k)/readingSize {
 		return nil, errRecord
 	}
 	b = b[k:]
