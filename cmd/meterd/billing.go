@@ -23,7 +23,10 @@ Subcommands:
   publish  validate and publish a tariff version for a tenant (immutable once published)
   tariffs  list a tenant's published tariff versions
   settings show or change a tenant's billing cycle, generation day, due days and minimum payable
-  pdf      write a bill's PDF to a file`
+  pdf      write a bill's PDF to a file
+  estimate estimate a water or sewerage connection's one-time fees from a masters file (JSON out)
+  calculate compute a water or sewerage connection's periodic charge from a masters file (JSON out)
+  time-based apply interest, penalty and rebate due now to overdue water and sewerage demands`
 
 func runBilling(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -44,6 +47,10 @@ func runBilling(ctx context.Context, e env, args []string) error {
 		return runSettings(ctx, e, args[1:])
 	case "pdf":
 		return runBillPDF(ctx, e, args[1:])
+	case "estimate", "calculate":
+		return runMunicipal(e, args[0], args[1:])
+	case "time-based":
+		return runTimeBased(ctx, e, args[1:])
 	}
 	fmt.Fprintln(e.stderr, billingUsage)
 	return fmt.Errorf("unknown subcommand %q", args[0])
