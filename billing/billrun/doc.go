@@ -13,6 +13,17 @@
 // time-of-use tariffs), rating, demand details and deltas, late-payment
 // surcharge on overdue demands, advance consumption and the bill.
 //
+// Water and sewerage runs rate with billing/municipal under the plan's
+// masters in force on the period's first day: the period's demand is
+// created from the matched billing slab (metered water graduated over the
+// kilolitres its water meters counted) or recalculated by appending only
+// the differences (TV08), interest, penalty and rebate are applied to
+// earlier demands as of the issue date, and a bill whose demand changed
+// is cancelled and replaced; a connection without a plan, masters or a
+// matching slab is skipped with the reason. The scheduler also applies
+// interest, penalty and rebate to every overdue water and sewerage demand
+// (billing/postgres.ApplyTimeBased), as the ledger does before a payment.
+//
 // billrun imports billing, its pure subpackages, billing/postgres and
 // River; it must not import api, alerts, ingest or simulator.
 package billrun

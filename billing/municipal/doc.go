@@ -12,7 +12,14 @@
 //
 // Every function is pure: it takes masters, connection attributes and
 // existing demand details and returns estimates or the details to append.
-// The storage layer loads masters and demands and persists the results.
+// The storage layer loads masters and demands and persists the results:
+// billing/postgres keeps published masters as tariff versions (Plans:
+// versions per plan, At a day) and billing/billrun drives the calculators
+// in bill runs.
+//
+// Metered water volume: a water meter (model starting with "water")
+// counts litres in the import register electricity meters count Wh in;
+// slabs count kilolitres (Kilolitres, IsWaterMeter).
 //
 // municipal imports only the standard library, shopspring/decimal and the
 // billing root. It must not import pgx, any HTTP framework or other

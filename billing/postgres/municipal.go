@@ -21,7 +21,7 @@ import (
 // application and its bill, and the reads behind the calculators' API.
 // Amounts come from billing/municipal; nothing is computed in SQL.
 
-// Detail source of adhoc amounts (the schema's 'adjustment').
+// SourceAdjustment is the detail source of adhoc amounts.
 const SourceAdjustment = "adjustment"
 
 // MunicipalPlans loads a tenant's published masters of service (water or
