@@ -76,6 +76,7 @@ var (
 	KindUnsupportedMedia = Kind{"UnsupportedMediaType", http.StatusUnsupportedMediaType, "Unsupported media type"}
 	KindRateLimited      = Kind{"RateLimited", http.StatusTooManyRequests, "Too many requests"}
 	KindTimeout          = Kind{"Timeout", http.StatusServiceUnavailable, "Request timed out"}
+	KindRequestTimeout   = Kind{"RequestTimeout", http.StatusRequestTimeout, "Request not received in time"}
 	KindUnavailable      = Kind{"Unavailable", http.StatusServiceUnavailable, "Service unavailable"}
 	KindInternal         = Kind{"Internal", http.StatusInternalServerError, "Internal error"}
 )
@@ -91,7 +92,7 @@ func Kinds() []Kind {
 		KindEmailNotVerified, KindSecondFactorRequired, KindInvalidToken,
 		KindIdempotencyKeyInUse, KindIdempotencyKeyMismatch, KindInvalidSignature,
 		KindNotFound, KindMethodNotAllowed, KindConflict, KindPayloadTooLarge, KindUnsupportedMedia,
-		KindRateLimited, KindTimeout, KindUnavailable, KindInternal,
+		KindRateLimited, KindTimeout, KindRequestTimeout, KindUnavailable, KindInternal,
 	}
 }
 
@@ -345,7 +346,9 @@ func kindForStatus(status int) Kind {
 	}
 	switch {
 	case status == http.StatusRequestTimeout:
-		return KindTimeout
+		// The client took too long to send its request (fasthttp's read
+		// deadline); KindTimeout is for our own deadline, a 503.
+		return KindRequestTimeout
 	case status == http.StatusUnauthorized:
 		return KindUnauthenticated
 	case status == http.StatusForbidden:

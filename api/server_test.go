@@ -199,6 +199,7 @@ func TestProblemFor(t *testing.T) {
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), KindTimeout},
 		{"fiber 404", fiber.ErrNotFound, KindNotFound},
 		{"fiber 401", fiber.ErrUnauthorized, KindUnauthenticated},
+		{"fiber 408: the client was slow", fiber.ErrRequestTimeout, KindRequestTimeout},
 		{"unknown", errors.New("boom"), KindInternal},
 	}
 	for _, tt := range tests {
