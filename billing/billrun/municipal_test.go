@@ -189,7 +189,6 @@ func TestMunicipalSewerageRunWithFailures(t *testing.T) {
 	f.publishMasters(store, "sewerage", "pb-may", "2024-v1", billing.NewDate(2024, 5, 1), pbMasters(t, "sewerage", nil))
 
 	want := map[int64]string{} // connection → total of its bill
-	var ids []int64
 	for i := 0; i < 24; i++ {
 		usage, rate := "RESIDENTIAL", 15
 		if i%4 == 3 {
@@ -197,7 +196,6 @@ func TestMunicipalSewerageRunWithFailures(t *testing.T) {
 		}
 		n := 1 + i%5
 		id := f.municipalConnection("sewerage", mconn{code: fmt.Sprintf("SW/%03d", i), plan: "pb-sewerage", usage: usage, closets: iptr(n)})
-		ids = append(ids, id)
 		want[id] = decimal.NewFromInt(int64(rate * n)).StringFixed(2)
 	}
 	skipped := map[int64]string{
