@@ -64,6 +64,17 @@ func seedBillingDemo(ctx context.Context, pools *poolComponent, log *slog.Logger
 			return "", err
 		}
 	}
+	sewerage, err := seedMunicipalDemo(ctx, store, tid)
+	if err != nil {
+		return "", err
+	}
+	banner, err := seedElectricityBill(ctx, pools, store, tid, log)
+	return sewerage + banner, err
+}
+
+// seedElectricityBill bills the last complete month of the demo tenant's
+// electricity connections when they have readings in it.
+func seedElectricityBill(ctx context.Context, pools *poolComponent, store *billingpg.Store, tid int64, log *slog.Logger) (string, error) {
 	_, loc, err := store.TenantLocation(ctx, tid)
 	if err != nil {
 		return "", err
