@@ -669,3 +669,48 @@ func (m *memAudit) Write(_ context.Context, _ pgx.Tx, e postgres.AuditEntry) err
 	m.entries = append(m.entries, e)
 	return nil
 }
+
+// The scheduler starts sewerage runs by the tenant's settings: quarterly
+// on the configured day of January, April, July and October only (TV16,
+// recommended), billing the quarter that just ended, once.
+func TestMunicipalSchedule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	out := &memOutbox{}
+	store := postgres.NewStore(pool, postgres.Deps{Outbox: out})
+	f.publishMasters(store, "sewerage", "pb", "v1", billing.NewDate(2024, 1, 1), pbMasters(t, "sewerage", nil))
+	f.exec(`INSERT INTO billing_settings (tenant_id, service, cycle, generation_day) VALUES ($1, 'sewerage', 'quarterly', 4)`, f.tenant)
+	conn := f.municipalConnection("sewerage", mconn{code: "SW/Q", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, f.loc) }
+	for _, now := range []time.Time{at(2024, 5, 4), at(2024, 4, 5), at(2024, 3, 4)} {
+		if runs, err := runner.Schedule(ctx, now, nil); err != nil || len(runs) != 0 {
+			t.Fatalf("schedule on %s: %v, %v", now.Format(time.DateOnly), runs, err)
+		}
+	}
+	runs, err := runner.Schedule(ctx, at(2024, 4, 4), nil)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("schedule on 4 April: %v, %v", runs, err)
+	}
+	q1 := billing.Period{From: billing.NewDate(2024, 1, 1), To: billing.NewDate(2024, 3, 31)}
+	if r := runs[0]; r.Service != "sewerage" || r.Cycle != "quarterly" || r.Period != q1 || r.Trigger != postgres.TriggerSchedule {
+		t.Fatalf("scheduled run = %+v", r)
+	}
+	done, err := runner.Execute(ctx, runs[0].ID, nil)
+	if err != nil || done.Billed != 1 {
+		t.Fatalf("run = %+v, %v", done, err)
+	}
+	// No proration by the period's length (reference §2.10): a quarter bills the slab charge.
+	wantRows(t, "Q1", detailRows(t, f, demandOf(t, f, conn, q1.From)), [][3]string{{"SW_CHARGE", "60.00", "0.00"}})
+	if runs, err := runner.Schedule(ctx, at(2024, 4, 4).Add(time.Hour), nil); err != nil || len(runs) != 0 {
+		t.Errorf("scheduling again: %v, %v", runs, err)
+	}
+	if out.events(postgres.EventRunSummary) != 1 || out.events(postgres.EventBillIssued) != 1 {
+		t.Errorf("notifications %v", out.msgs)
+	}
+}
