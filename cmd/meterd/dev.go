@@ -134,7 +134,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if c.gateway.spoolDir == "" {
 		c.gateway.spoolDir = filepath.Join(c.dataDir, "spool")
 	}
-	fleet := &devFleet{meters: c.simMeters, interval: c.simInterval, pools: pools, log: log.With("component", "simulator")}
+	fleet := &devFleet{dataDir: c.dataDir, meters: c.simMeters, interval: c.simInterval, pools: pools, log: log.With("component", "simulator")}
 	g.Add("simulated fleet provisioning", lifecycle.Funcs{StartFunc: fleet.provision})
 	gw := newGateway(c.gateway, pools, reg, log.With("component", "gateway"))
 	mountIngestRoutes(srv.App(), gw)

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/meterd/meterd/simulator"
@@ -11,15 +15,11 @@ import (
 	simpg "github.com/meterd/meterd/simulator/postgres"
 )
 
-// devFleetEpoch is the simulated fleet's fixed start: its registers are
-// integrated from here, so every 'meterd dev' run continues the same
-// counters in the same database.
-var devFleetEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // devFleet is 'meterd dev”s small simulated fleet: provisioned into the
 // dev database before the gateway starts, then publishing live over MQTT
 // to the embedded broker with each meter's own credentials.
 type devFleet struct {
+	dataDir  string
 	meters   int
 	interval time.Duration
 	pools    *poolComponent
@@ -33,9 +33,9 @@ func (d *devFleet) provision(ctx context.Context) error {
 	if d.meters == 0 {
 		return nil
 	}
-	start := devFleetEpoch
-	if now := time.Now(); now.Before(start) {
-		start = now.UTC().Truncate(24 * time.Hour)
+	start, err := d.epoch()
+	if err != nil {
+		return err
 	}
 	f, err := simulator.New(simulator.Config{Meters: d.meters, Start: start, Interval: d.interval, Step: d.interval})
 	if err != nil {
@@ -46,6 +46,31 @@ func (d *devFleet) provision(ctx context.Context) error {
 	}
 	d.fleet = f
 	return nil
+}
+
+// maxEpochAge bounds how far back the fleet's start lies: the model
+// integrates its registers from there once per meter at the first reading
+// (a year at a 10 s step costs tens of seconds of CPU, a month a few).
+const maxEpochAge = 30 * 24 * time.Hour
+
+// epoch returns the fleet's start, kept in the data directory so that
+// every run continues the same counters; it moves to today when older than
+// maxEpochAge (the registers then step forward once, a counter "jump").
+func (d *devFleet) epoch() (time.Time, error) {
+	path := filepath.Join(d.dataDir, "sim-epoch")
+	now := time.Now().UTC()
+	if b, err := os.ReadFile(path); err == nil {
+		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err == nil && now.Sub(t) < maxEpochAge && !t.After(now) {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, err
+	}
+	t := now.Truncate(24 * time.Hour)
+	if err := os.WriteFile(path, []byte(t.Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
 }
 
 // publish starts the live publisher against brokerURL.
