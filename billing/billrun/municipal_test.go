@@ -279,8 +279,13 @@ func TestMunicipalSewerageRunWithFailures(t *testing.T) {
 			summary = m.Payload
 		}
 	}
-	if fs, _ := summary["failures"].([]map[string]any); summary["service"] != "sewerage" || summary["billed"] != 24 || summary["failed"] != 2 || len(fs) != 2 {
+	fs, _ := summary["failures"].([]map[string]any)
+	ss, _ := summary["skips"].([]map[string]any)
+	if summary["service"] != "sewerage" || summary["billed"] != 24 || summary["failed"] != 2 || len(fs) != 2 || summary["skipped"] != 4 || len(ss) != 4 {
 		t.Errorf("run summary = %v", summary)
+	}
+	if list, err := store.RunSkips(ctx, f.tenant, run.ID); err != nil || len(list) != 4 {
+		t.Errorf("run skips = %v, %v", list, err)
 	}
 
 	// Again: nothing new.

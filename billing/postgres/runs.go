@@ -340,12 +340,26 @@ func (s *Store) FinishRun(ctx context.Context, id int64, failure error) (Run, er
 		if err != nil {
 			return err
 		}
+		// Connections not billable (no tariff plan, masters or slab), with
+		// the reason: reported, not dead letters.
+		rows, err = tx.Query(ctx, `SELECT consumer_code, reason FROM bill_run_skips WHERE run_id = $1 ORDER BY connection_id LIMIT 50`, id)
+		if err != nil {
+			return err
+		}
+		skips, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (map[string]any, error) {
+			var code, reason string
+			err := r.Scan(&code, &reason)
+			return map[string]any{"consumer_code": code, "reason": reason}, err
+		})
+		if err != nil {
+			return err
+		}
 		msgs := make([]Notification, 0, len(users))
 		for _, u := range users {
 			msgs = append(msgs, Notification{TenantID: run.TenantID, UserID: u, Event: EventRunSummary, DedupeKey: fmt.Sprintf("%s:%d:%d", EventRunSummary, id, u),
 				Payload: map[string]any{"run_id": id, "service": run.Service, "period_from": run.Period.From.String(), "period_to": run.Period.To.String(),
 					"total": run.Total, "billed": run.Billed, "unchanged": run.Unchanged, "skipped": run.Skipped, "failed": run.Failed, "status": status, "error": msg,
-					"failures": failures}})
+					"failures": failures, "skips": skips}})
 		}
 		if len(msgs) == 0 {
 			return nil
@@ -475,4 +489,21 @@ func (s *Store) MarkOverdue(ctx context.Context, now time.Time) (int64, error) {
 		return 0, fmt.Errorf("mark overdue: %w", classify(err))
 	}
 	return tag.RowsAffected(), nil
+}
+
+// RunSkip is a connection a run did not bill, with the reason.
+type RunSkip struct {
+	ConnectionID int64  `json:"connection_id"`
+	ConsumerCode string `json:"consumer_code"`
+	Reason       string `json:"reason"`
+}
+
+// RunSkips lists the connections run id skipped (tenantID 0: any tenant).
+func (s *Store) RunSkips(ctx context.Context, tenantID, id int64) ([]RunSkip, error) {
+	rows, err := s.pool.Query(ctx, `SELECT k.connection_id, k.consumer_code, k.reason FROM bill_run_skips k JOIN bill_runs r ON r.id = k.run_id
+		WHERE k.run_id = $1 AND ($2 = 0 OR r.tenant_id = $2) ORDER BY k.connection_id`, id, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("bill run %d skips: %w", id, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[RunSkip])
 }

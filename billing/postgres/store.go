@@ -25,9 +25,9 @@ const (
 	// period_to, total, due_date, currency, estimated}; to the consumer.
 	EventBillIssued = "bill.issued"
 	// EventRunSummary: payload {run_id, service, period_from, period_to,
-	// total, billed, unchanged, skipped, failed, status, error, failures:
-	// [{consumer_code, reason}] (the first 50)}; to each official and admin
-	// of the tenant.
+	// total, billed, unchanged, skipped, failed, status, error, failures
+	// and skips: [{consumer_code, reason}] (the first 50 of each)}; to
+	// each official and admin of the tenant.
 	EventRunSummary = "billing.run_summary"
 )
 

@@ -110,6 +110,18 @@ func TestBillingTimeBasedCommand(t *testing.T) {
 			t.Errorf("pass %d: exit %d, %q %s (want %q)", i+1, code, out, errOut, want)
 		}
 	}
+	// A sewerage run for May through the CLI: the connection is billed,
+	// one without a plan is reported as skipped with the reason.
+	if _, err := db.Exec(ctx, `INSERT INTO connections (tenant_id, property_id, service, consumer_code, status, connection_type, usage_category, water_closets, connected_at)
+		SELECT tenant_id, id, 'sewerage', 'SW/2', 'active', 'Non Metered', 'RESIDENTIAL', 2, '2024-01-01' FROM properties`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, env, "billrun", "--tenant", "pb", "--service", "sewerage", "--period", "2024-05", "--issue-date", "2024-06-01")
+	for _, want := range []string{"2 connections: 1 billed, 0 unchanged, 1 skipped, 0 failed", "skipped 1 (e.g. SW/2): no tariff plan assigned"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("billrun: exit %d, output lacks %q:\n%s%s", code, want, out, errOut)
+		}
+	}
 	var interest, penalty string
 	if err := db.QueryRow(ctx, `SELECT (sum(tax_amount) FILTER (WHERE tax_head = 'SW_TIME_INTEREST'))::numeric(10,2)::text,
 		(sum(tax_amount) FILTER (WHERE tax_head = 'SW_TIME_PENALTY'))::numeric(10,2)::text FROM demand_details`).Scan(&interest, &penalty); err != nil {

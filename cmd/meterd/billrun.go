@@ -85,7 +85,7 @@ func runBillrun(ctx context.Context, e env, args []string) error {
 				return err
 			}
 			printRun(e.stdout, run)
-			return nil
+			return printSkips(ctx, e.stdout, s, run)
 		}
 		st, err := s.Settings(ctx, tid, c.service)
 		if err != nil {
@@ -147,7 +147,7 @@ func runBillrun(ctx context.Context, e env, args []string) error {
 		if secs := time.Since(start).Seconds(); secs > 0 {
 			fmt.Fprintf(e.stdout, "took %.1fs (%.0f connections/s)\n", secs, float64(done.Processed)/secs)
 		}
-		return nil
+		return printSkips(ctx, e.stdout, s, done)
 	})
 }
 
@@ -164,7 +164,7 @@ func follow(ctx context.Context, w io.Writer, s *billingpg.Store, run billingpg.
 		if cur.Status == billingpg.RunCompleted || cur.Status == billingpg.RunFailed {
 			fmt.Fprintln(w)
 			printRun(w, cur)
-			return nil
+			return printSkips(ctx, w, s, cur)
 		}
 		select {
 		case <-ctx.Done():
@@ -225,4 +225,30 @@ func parseRunPeriod(s string, cycle billing.Cycle, now time.Time, loc *time.Loca
 		from := billing.NewDate(t.Year(), t.Month(), 1)
 		return billing.Period{From: from, To: billing.NewDate(t.Year(), t.Month()+1, 0)}, billing.CycleMonthly, nil
 	}
+}
+
+// printSkips lists why connections were not billable, one line per
+// reason with how many connections it applied to.
+func printSkips(ctx context.Context, w io.Writer, s *billingpg.Store, r billingpg.Run) error {
+	if r.Skipped == 0 {
+		return nil
+	}
+	skips, err := s.RunSkips(ctx, r.TenantID, r.ID)
+	if err != nil {
+		return err
+	}
+	var reasons []string
+	count := map[string]int{}
+	first := map[string]string{}
+	for _, k := range skips {
+		if count[k.Reason] == 0 {
+			reasons = append(reasons, k.Reason)
+			first[k.Reason] = k.ConsumerCode
+		}
+		count[k.Reason]++
+	}
+	for _, reason := range reasons {
+		fmt.Fprintf(w, "skipped %d (e.g. %s): %s\n", count[reason], first[reason], reason)
+	}
+	return nil
 }
