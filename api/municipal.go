@@ -40,11 +40,11 @@ func (h *handlers) municipalRoutes() []Route {
 		{Method: http.MethodPost, Path: "/api/municipal/estimate", Summary: "Estimate the one-time fees of a water or sewerage connection " +
 			"(form, scrutiny, road cutting, one-time fee, meter, security, other, tax and cess): of a described connection under a plan, " +
 			"or of an existing one (consumers: their own)", Tag: "municipal",
-			Roles: everyone, Owner: account.OwnerSelfOrTenant, Body: estimateRequest{}, Responses: ok(200, feeEstimateDTO{}),
+			Roles: everyone, Owner: account.OwnerSelfOrTenant, Body: feeEstimateRequest{}, Responses: ok(200, feeEstimateDTO{}),
 			Problems: []Kind{KindInvalidInput, KindNotFound, KindBillingCalculation}, Handler: h.estimateFees},
 		{Method: http.MethodPost, Path: "/api/municipal/calculate", Summary: "What a connection's periodic charge for a period is, " +
 			"with the billing slab used, and what recalculating the period's demand would append (nothing is written)", Tag: "municipal",
-			Roles: staff, Owner: account.OwnerTenant, Body: calculateRequest{}, Responses: ok(200, chargeDTO{}),
+			Roles: staff, Owner: account.OwnerTenant, Body: chargeRequest{}, Responses: ok(200, municipalChargeDTO{}),
 			Problems: []Kind{KindInvalidInput, KindNotFound, KindBillingCalculation}, Handler: h.calculateCharge},
 		{Method: http.MethodGet, Path: "/api/municipal/connections/:connectionId/demands", Summary: "A water or sewerage connection's demands, " +
 			"newest first, with every appended detail (deltas, interest, penalty, adhoc, advance) and what was collected", Tag: "municipal",
@@ -52,7 +52,7 @@ func (h *handlers) municipalRoutes() []Route {
 			Problems: []Kind{KindInvalidInput, KindNotFound}, Handler: h.connectionDemands},
 		{Method: http.MethodPost, Path: "/api/municipal/connections/:connectionId/adhoc", Summary: "Set the adhoc penalty and rebate " +
 			"of the connection's oldest unpaid demand (appended as differences; zero clears; audited)", Tag: "municipal",
-			Roles: officials, Departments: municipalDepartments, Owner: account.OwnerTenant, Body: adhocRequest{}, Responses: ok(200, adhocDTO{}),
+			Roles: officials, Departments: municipalDepartments, Owner: account.OwnerTenant, Body: adhocRequest{}, Responses: ok(200, adhocResultDTO{}),
 			Problems: []Kind{KindInvalidInput, KindNotFound, KindConflict}, Handler: h.applyAdhoc},
 		{Method: http.MethodPost, Path: "/api/municipal/connections/:connectionId/fee-demand", Summary: "Approve the application's one-time " +
 			"fees: create (201) or recalculate (200, differences appended, bill replaced) its fee demand and issue its bill (audited)", Tag: "municipal",
@@ -72,7 +72,7 @@ type municipalDemandsQuery struct {
 
 // --- DTOs
 
-type estimateRequest struct {
+type feeEstimateRequest struct {
 	ConnectionID   int64            `json:"connection_id,omitempty" doc:"estimate for this connection's attributes and plan (consumers: their own); the description fields are then ignored"`
 	Service        string           `json:"service,omitempty" enum:"water,sewerage" doc:"required without connection_id"`
 	Plan           string           `json:"plan,omitempty" doc:"tariff plan whose masters price the fees; required without connection_id"`
@@ -85,32 +85,32 @@ type estimateRequest struct {
 	AdhocRebate    *decimal.Decimal `json:"adhoc_rebate,omitempty" doc:"positive; billed negative"`
 }
 
-type estimateDTO struct {
+type taxHeadEstimateDTO struct {
 	TaxHead  string          `json:"tax_head"`
 	Category string          `json:"category" enum:"CHARGES,FEE,TAX,PENALTY,REBATE,EXEMPTION,ADVANCE_COLLECTION,FINES"`
 	Amount   decimal.Decimal `json:"amount"`
 }
 
-type calculationDTO struct {
-	TaxHeadEstimates []estimateDTO   `json:"tax_head_estimates"`
-	BillingSlabIDs   []string        `json:"billing_slab_ids"`
-	Charge           decimal.Decimal `json:"charge" doc:"CHARGES"`
-	Fee              decimal.Decimal `json:"fee" doc:"FEE"`
-	TaxAmount        decimal.Decimal `json:"tax_amount" doc:"TAX and a positive round-off"`
-	Penalty          decimal.Decimal `json:"penalty"`
-	Rebate           decimal.Decimal `json:"rebate" doc:"REBATE and a negative round-off"`
-	Exemption        decimal.Decimal `json:"exemption"`
-	TotalAmount      decimal.Decimal `json:"total_amount"`
+type municipalCalculationDTO struct {
+	TaxHeadEstimates []taxHeadEstimateDTO `json:"tax_head_estimates"`
+	BillingSlabIDs   []string             `json:"billing_slab_ids"`
+	Charge           decimal.Decimal      `json:"charge" doc:"CHARGES"`
+	Fee              decimal.Decimal      `json:"fee" doc:"FEE"`
+	TaxAmount        decimal.Decimal      `json:"tax_amount" doc:"TAX and a positive round-off"`
+	Penalty          decimal.Decimal      `json:"penalty"`
+	Rebate           decimal.Decimal      `json:"rebate" doc:"REBATE and a negative round-off"`
+	Exemption        decimal.Decimal      `json:"exemption"`
+	TotalAmount      decimal.Decimal      `json:"total_amount"`
 }
 
-func calculationOf(c municipal.Calculation) calculationDTO {
-	out := calculationDTO{TaxHeadEstimates: make([]estimateDTO, len(c.Estimates)), BillingSlabIDs: c.BillingSlabIDs,
+func calculationOf(c municipal.Calculation) municipalCalculationDTO {
+	out := municipalCalculationDTO{TaxHeadEstimates: make([]taxHeadEstimateDTO, len(c.Estimates)), BillingSlabIDs: c.BillingSlabIDs,
 		Charge: c.Charge, Fee: c.Fee, TaxAmount: c.TaxAmount, Penalty: c.Penalty, Rebate: c.Rebate, Exemption: c.Exemption, TotalAmount: c.TotalAmount}
 	if out.BillingSlabIDs == nil {
 		out.BillingSlabIDs = []string{}
 	}
 	for i, e := range c.Estimates {
-		out.TaxHeadEstimates[i] = estimateDTO{TaxHead: string(e.Head), Category: e.Category.String(), Amount: e.Amount.Round(2)}
+		out.TaxHeadEstimates[i] = taxHeadEstimateDTO{TaxHead: string(e.Head), Category: e.Category.String(), Amount: e.Amount.Round(2)}
 	}
 	return out
 }
@@ -120,29 +120,29 @@ type feeEstimateDTO struct {
 	Plan          string `json:"plan"`
 	Version       string `json:"version" doc:"the masters version used"`
 	EffectiveFrom string `json:"effective_from" doc:"YYYY-MM-DD"`
-	calculationDTO
+	municipalCalculationDTO
 }
 
-type calculateRequest struct {
+type chargeRequest struct {
 	ConnectionID   int64            `json:"connection_id"`
 	Period         string           `json:"period" doc:"YYYY-MM, or FROM..TO dates"`
 	LastReading    *decimal.Decimal `json:"last_reading,omitempty" doc:"metered water: kilolitres; default the period demand's metered volume"`
 	CurrentReading *decimal.Decimal `json:"current_reading,omitempty" doc:"metered water: kilolitres"`
 }
 
-type bandDTO struct {
+type slabBandDTO struct {
 	From   decimal.Decimal `json:"from"`
 	To     decimal.Decimal `json:"to"`
 	Charge decimal.Decimal `json:"charge" doc:"per unit"`
 }
 
-type billingSlabDTO struct {
+type municipalSlabDTO struct {
 	ID                   string          `json:"id"`
 	BuildingType         string          `json:"building_type"`
 	ConnectionType       string          `json:"connection_type"`
 	CalculationAttribute string          `json:"calculation_attribute"`
 	MinimumCharge        decimal.Decimal `json:"minimum_charge"`
-	Bands                []bandDTO       `json:"bands"`
+	Bands                []slabBandDTO   `json:"bands"`
 }
 
 type demandDetailDTO struct {
@@ -193,7 +193,7 @@ func detailsOf(ds []billing.DemandDetail) []demandDetailDTO {
 	return out
 }
 
-type chargeDTO struct {
+type municipalChargeDTO struct {
 	ConnectionID  int64               `json:"connection_id"`
 	ConsumerCode  string              `json:"consumer_code"`
 	Service       string              `json:"service" enum:"water,sewerage"`
@@ -203,10 +203,10 @@ type chargeDTO struct {
 	EffectiveFrom string              `json:"effective_from"`
 	Attribute     string              `json:"calculation_attribute" doc:"what the slab counts for the connection type"`
 	Units         decimal.Decimal     `json:"units" doc:"what the slab counted (kilolitres for metered water)"`
-	Slabs         []billingSlabDTO    `json:"slabs" doc:"the billing slab the charge came from"`
+	Slabs         []municipalSlabDTO  `json:"slabs" doc:"the billing slab the charge came from"`
 	Demand        *municipalDemandDTO `json:"demand" doc:"the period's demand, if one exists"`
 	Deltas        []demandDetailDTO   `json:"deltas" doc:"what recalculating that demand would append (empty: nothing changed)"`
-	calculationDTO
+	municipalCalculationDTO
 }
 
 type adhocRequest struct {
@@ -215,7 +215,7 @@ type adhocRequest struct {
 	Reason  string           `json:"reason" doc:"why, for the audit log"`
 }
 
-type adhocDTO struct {
+type adhocResultDTO struct {
 	DemandID int64             `json:"demand_id" doc:"the oldest unpaid demand"`
 	Period   periodDTO         `json:"period"`
 	Appended []demandDetailDTO `json:"appended" doc:"the differences and the round-off correction (empty: nothing changed)"`
@@ -227,14 +227,14 @@ type feeDemandRequest struct {
 }
 
 type feeDemandDTO struct {
-	Created     bool               `json:"created"`
-	Changed     bool               `json:"changed" doc:"details were appended and a bill issued"`
-	Version     string             `json:"version" doc:"the masters version used"`
-	BillID      int64              `json:"bill_id" doc:"the live bill presenting the fee demand"`
-	BillNumber  string             `json:"bill_number"`
-	Appended    []demandDetailDTO  `json:"appended"`
-	Demand      municipalDemandDTO `json:"demand"`
-	Calculation calculationDTO     `json:"calculation"`
+	Created     bool                    `json:"created"`
+	Changed     bool                    `json:"changed" doc:"details were appended and a bill issued"`
+	Version     string                  `json:"version" doc:"the masters version used"`
+	BillID      int64                   `json:"bill_id" doc:"the live bill presenting the fee demand"`
+	BillNumber  string                  `json:"bill_number"`
+	Appended    []demandDetailDTO       `json:"appended"`
+	Demand      municipalDemandDTO      `json:"demand"`
+	Calculation municipalCalculationDTO `json:"calculation"`
 }
 
 type municipalAttributesDTO struct {
@@ -246,7 +246,7 @@ type municipalAttributesDTO struct {
 // --- handlers
 
 func (h *handlers) estimateFees(r *Request) error {
-	var in estimateRequest
+	var in feeEstimateRequest
 	if err := r.bind(&in, nil); err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (h *handlers) estimateFees(r *Request) error {
 		return err
 	}
 	return r.ok(fiber.StatusOK, feeEstimateDTO{Service: est.Service, Plan: est.Plan, Version: est.Version, EffectiveFrom: est.EffectiveFrom.String(),
-		calculationDTO: calculationOf(est.Calculation)})
+		municipalCalculationDTO: calculationOf(est.Calculation)})
 }
 
 // nonNegative reports the named amounts that are negative.
@@ -311,7 +311,7 @@ func nonNegative(names []string, amounts ...*decimal.Decimal) []FieldError {
 }
 
 func (h *handlers) calculateCharge(r *Request) error {
-	var in calculateRequest
+	var in chargeRequest
 	if err := r.bind(&in, nil); err != nil {
 		return err
 	}
@@ -334,14 +334,14 @@ func (h *handlers) calculateCharge(r *Request) error {
 	if err != nil {
 		return err
 	}
-	out := chargeDTO{ConnectionID: res.Connection.ID, ConsumerCode: res.Connection.ConsumerCode, Service: res.Connection.Service, Period: periodOf(res.Period),
+	out := municipalChargeDTO{ConnectionID: res.Connection.ID, ConsumerCode: res.Connection.ConsumerCode, Service: res.Connection.Service, Period: periodOf(res.Period),
 		Plan: res.Plan, Version: res.Version, EffectiveFrom: res.EffectiveFrom.String(), Attribute: res.Calculation.Attribute, Units: res.Calculation.Units,
-		Slabs: make([]billingSlabDTO, len(res.Calculation.Slabs)), Deltas: detailsOf(res.Deltas), calculationDTO: calculationOf(res.Calculation)}
+		Slabs: make([]municipalSlabDTO, len(res.Calculation.Slabs)), Deltas: detailsOf(res.Deltas), municipalCalculationDTO: calculationOf(res.Calculation)}
 	for i, s := range res.Calculation.Slabs {
-		sd := billingSlabDTO{ID: string(s.ID), BuildingType: s.BuildingType, ConnectionType: s.ConnectionType, CalculationAttribute: s.CalculationAttribute,
-			MinimumCharge: s.MinimumCharge, Bands: make([]bandDTO, len(s.Bands))}
+		sd := municipalSlabDTO{ID: string(s.ID), BuildingType: s.BuildingType, ConnectionType: s.ConnectionType, CalculationAttribute: s.CalculationAttribute,
+			MinimumCharge: s.MinimumCharge, Bands: make([]slabBandDTO, len(s.Bands))}
 		for j, b := range s.Bands {
-			sd.Bands[j] = bandDTO{From: b.From, To: b.To, Charge: b.Charge}
+			sd.Bands[j] = slabBandDTO{From: b.From, To: b.To, Charge: b.Charge}
 		}
 		out.Slabs[i] = sd
 	}
@@ -401,7 +401,7 @@ func (h *handlers) applyAdhoc(r *Request) error {
 	if err != nil {
 		return err
 	}
-	return r.ok(fiber.StatusOK, adhocDTO{DemandID: res.DemandID, Period: periodOf(res.Period), Appended: detailsOf(res.Appended), Total: res.Total})
+	return r.ok(fiber.StatusOK, adhocResultDTO{DemandID: res.DemandID, Period: periodOf(res.Period), Appended: detailsOf(res.Appended), Total: res.Total})
 }
 
 func (h *handlers) issueFeeDemand(r *Request) error {
