@@ -362,7 +362,7 @@ func (s *Store) ReverseCollection(ctx context.Context, tx pgx.Tx, tenantID int64
 		} else {
 			// Consumed by a later demand: the consumer owes it again.
 			if _, err := tx.Exec(ctx, `INSERT INTO demand_details (demand_id, tax_head, category, tax_amount, source)
-				SELECT id, $2, 'CHARGES', $3, 'adjustment' FROM demands WHERE connection_id = $1 ORDER BY period_from DESC LIMIT 1`,
+				SELECT id, $2, 'CHARGES', $3, 'adjustment' FROM demands WHERE connection_id = $1 ORDER BY kind = 'periodic' DESC, period_from DESC LIMIT 1`,
 				conn, string(heads.AdvanceReversal), advance); err != nil {
 				return Posting{}, fmt.Errorf("reverse collection %s: %w", original, classify(err))
 			}
