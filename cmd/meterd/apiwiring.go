@@ -162,7 +162,13 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			return fmt.Errorf("payments: %w", err)
 		}
 	}
-	return a.srv.Mount(a.services)
+	if err := a.srv.Mount(a.services); err != nil {
+		return err
+	}
+	// The web portal (/ and /staff) on the same services; tenants are
+	// looked up for their names, time zones and currencies.
+	_, err = a.srv.MountPortal(a.services, accountpg.New(pool), api.PortalConfig{})
+	return err
 }
 
 func (a *apiComponent) Stop(context.Context) error { return nil }

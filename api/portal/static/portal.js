@@ -1,0 +1,141 @@
+// meterd portal behaviour. Loaded as a file (the content security policy
+// allows no inline script): CSRF header on htmx requests, the menu on
+// narrow screens, ages that count up, usage charts with uPlot, and errors
+// of background refreshes.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  function csrf() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute("content") : "";
+  }
+
+  // Every htmx request carries the CSRF token (the server refuses unsafe
+  // requests without it).
+  document.addEventListener("htmx:configRequest", function (e) {
+    e.detail.headers["X-CSRF-Token"] = csrf();
+  });
+
+  // A background refresh that failed says so, once, without replacing
+  // what is on the page.
+  function toast(msg) {
+    var t = document.getElementById("toast");
+    if (!t) return;
+    t.textContent = msg;
+    t.hidden = false;
+    clearTimeout(t._timer);
+    t._timer = setTimeout(function () { t.hidden = true; }, 8000);
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var x = e.detail.xhr;
+    toast("Could not refresh: " + (x && x.responseText ? x.responseText : "the server answered " + (x ? x.status : "nothing")));
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("Could not reach the server; showing the last known values.");
+  });
+
+  // Forms that do something hard to undo ask first.
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    var msg = f && f.getAttribute && f.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+
+  // Menu on narrow screens.
+  function menu() {
+    var b = document.querySelector(".menu-toggle");
+    var nav = document.getElementById("nav");
+    if (!b || !nav || b._wired) return;
+    b._wired = true;
+    b.addEventListener("click", function () {
+      var open = nav.classList.toggle("open");
+      b.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // Ages ("12 s ago") count up between refreshes.
+  function ago(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 2) return "just now";
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 172800) return Math.floor(s / 3600) + " h ago";
+    return Math.floor(s / 86400) + " days ago";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      var t = parseInt(el.getAttribute("data-since"), 10);
+      if (!isNaN(t)) el.textContent = ago(now - t);
+    });
+  }
+  setInterval(tick, 1000);
+
+  // Usage charts: data-chart holds {"t": [unix s], "kwh": [...], "gran":
+  // "day"|"hour"|"month", "tz": zone, "drill": URL prefix of a day's hours}.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function draw(el) {
+    if (el._uplot || typeof uPlot === "undefined") return;
+    var d;
+    try { d = JSON.parse(el.getAttribute("data-chart")); } catch (err) { return; }
+    if (!d || !d.t || d.t.length === 0) return;
+    var tz = d.tz || "UTC";
+    var tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); };
+    var width = Math.max(280, el.clientWidth || 600);
+    var label = d.gran === "hour" ? "kWh per hour" : d.gran === "month" ? "kWh per month" : "kWh per day";
+    var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 60] }) : null;
+    var opts = {
+      width: width,
+      height: 260,
+      tzDate: tzDate,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      axes: [{}, { label: "kWh", size: 60 }],
+      series: [
+        {},
+        { label: label, stroke: "#0b4f8a", fill: "rgba(11,79,138,0.35)", width: 1, paths: bars, points: { show: false },
+          value: function (u, v) { return v == null ? "—" : v.toFixed(2) + " kWh"; } }
+      ]
+    };
+    var u = new uPlot(opts, [d.t, d.kwh], el);
+    el._uplot = u;
+    if (d.drill) {
+      u.over.style.cursor = "pointer";
+      u.over.addEventListener("click", function () {
+        var i = u.cursor.idx;
+        if (i == null) return;
+        var t = tzDate(d.t[i]);
+        window.location.href = d.drill + t.getFullYear() + "-" + pad(t.getMonth() + 1) + "-" + pad(t.getDate());
+      });
+    }
+    var resize = function () {
+      var w = Math.max(280, el.clientWidth);
+      if (w !== u.width) u.setSize({ width: w, height: 260 });
+    };
+    window.addEventListener("resize", resize);
+  }
+  function charts(root) {
+    (root || document).querySelectorAll("[data-chart]").forEach(draw);
+  }
+
+  // A page reached from another site (a payment provider's return link)
+  // carries no SameSite=Strict cookies; following its link from here does.
+  function autofollow() {
+    var a = document.querySelector("a[data-autofollow]");
+    if (a) window.location.replace(a.href);
+  }
+
+  function init(root) {
+    autofollow();
+    menu();
+    tick();
+    charts(root);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { init(document); });
+  } else {
+    init(document);
+  }
+  document.addEventListener("htmx:afterSettle", function (e) { init(e.target); });
+})();
