@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrNoServer means no PostgreSQL server binaries were found.
@@ -405,6 +406,12 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			}
 		}
 		last = err
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
+			// The server is up but refuses our password: waiting will not
+			// change that.
+			return fmt.Errorf("localpg: the cluster in %s refuses the configured password: %w", c.dataDir, err)
+		}
 		select {
 		case <-c.exited:
 			return fmt.Errorf("localpg: postgres exited during start-up (%v); see its log", c.exitErr)
@@ -458,6 +465,15 @@ func prepareDataDir(dir string, cred *syscall.Credential, log *slog.Logger) (str
 		alt := filepath.Join("/var/tmp", "meterd-pg-"+hex.EncodeToString(sum[:6]))
 		log.Info("the postgres OS user cannot reach the data directory; keeping the cluster elsewhere", "requested", abs, "actual", alt)
 		if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
+			// The link is gone: whoever deleted the data directory meant
+			// to start afresh, so a cluster left at the relocated place
+			// (with its old password) is an orphan, not data to reuse.
+			if _, err := os.Stat(alt); err == nil {
+				log.Info("removing the cluster of a deleted data directory", "path", alt)
+				if err := os.RemoveAll(alt); err != nil {
+					return "", fmt.Errorf("localpg: remove orphaned cluster: %w", err)
+				}
+			}
 			if err := os.Symlink(alt, abs); err != nil {
 				return "", fmt.Errorf("localpg: %w", err)
 			}

@@ -180,7 +180,7 @@ func TestClusterRelocatesUnreachableDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(private, "pg")
-	c, err := Start(ctx, Config{DataDir: dir, Machine: Machine{MemoryBytes: 1 * gib, CPUs: 1}, Log: testWriter{t}})
+	c, err := Start(ctx, Config{DataDir: dir, Password: "an-old-password", Machine: Machine{MemoryBytes: 1 * gib, CPUs: 1}, Log: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +197,25 @@ func TestClusterRelocatesUnreachableDataDir(t *testing.T) {
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	_ = conn.Close(ctx)
+
+	// Deleting the data directory (make db-reset) and starting again must
+	// give a fresh cluster, not the orphan with its old password.
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Start(ctx, Config{DataDir: dir, Password: "a-new-password", Machine: Machine{MemoryBytes: 1 * gib, CPUs: 1}, Log: testWriter{t}})
+	if err != nil {
+		t.Fatalf("start after deleting the data directory: %v", err)
+	}
+	defer func() { _ = c2.Stop(ctx) }()
+	conn, err = pgx.Connect(ctx, c2.URL("postgres"))
+	if err != nil {
+		t.Fatalf("connect with the new password: %v", err)
 	}
 	_ = conn.Close(ctx)
 }
