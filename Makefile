@@ -26,9 +26,10 @@ build: ## Build bin/meterd (and the other binaries under cmd).
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: ## Run go vet and the whole test suite (starts its own PostgreSQL clusters).
+test: ## Run go vet, the whole test suite (starts its own PostgreSQL clusters) and a short fuzz of every decoder and parser.
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 .PHONY: test-race
 test-race: ## Run the test suite with the race detector.
@@ -40,10 +41,10 @@ bench: ## Run the benchmarks; each reports its figure next to a same-run baselin
 
 .PHONY: fuzz
 fuzz: ## Fuzz every Fuzz target for FUZZTIME each (default 20s).
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
+	@for d in $$(grep -rlE '^func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]+' $$d/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz $$d $$f for $${FUZZTIME:-20s}"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$d || exit 1; \
 		done; \
 	done
 

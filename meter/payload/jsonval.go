@@ -153,6 +153,12 @@ func (f *tsField) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return meter.Rejectf(meter.ReasonBadTimestamp, "ts", "%s is not RFC 3339 with a zone", b)
 		}
+		// No meter reads before 1970 (the epoch path already demands 1973),
+		// year 1 is Go's zero time ("unset"), and a zone offset can push
+		// 0000 or 9999 out of what RFC 3339 can write back.
+		if y := t.UTC().Year(); y < 1970 || y > 9999 {
+			return meter.Rejectf(meter.ReasonBadTimestamp, "ts", "%s is outside the years 1970–9999 in UTC", b)
+		}
 		*f = tsField{t: t, set: true}
 		return nil
 	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
