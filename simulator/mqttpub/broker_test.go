@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -25,12 +26,21 @@ type fleetAuth struct {
 	// refuse is how many more meter publishes to refuse with "quota
 	// exceeded", as meterd's broker does while no gateway is subscribed.
 	refuse atomic.Int64
+	// accepted counts the meter publishes the broker took. mochi sends the
+	// PUBACK before it delivers to subscribers, so a publisher can be done
+	// while its last messages are still on their way; tests wait until the
+	// subscriber has seen this many.
+	accepted atomic.Int64
 }
 
 func (h *fleetAuth) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if !cl.Net.Inline && h.refuse.Add(-1) >= 0 {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	if h.refuse.Add(-1) >= 0 {
 		return pk, packets.ErrQuotaExceeded
 	}
+	h.accepted.Add(1)
 	return pk, nil
 }
 
@@ -156,6 +166,20 @@ func startBrokerOn(tb testing.TB, fleet *simulator.Fleet, keep bool, addr string
 	}
 	tb.Cleanup(b.close)
 	return b
+}
+
+// settle waits until the subscriber has received every publish the broker
+// accepted (fleet brokers only).
+func (b *testBroker) settle(t *testing.T) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for b.count.Load() < b.auth.accepted.Load() {
+		select {
+		case <-b.wake:
+		case <-deadline:
+			t.Fatalf("subscriber got %d of %d accepted messages", b.count.Load(), b.auth.accepted.Load())
+		}
+	}
 }
 
 // close stops the broker (once).

@@ -98,6 +98,7 @@ func TestBackfillThroughBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	runToDone(t, p)
+	b.settle(t)
 	if err := mw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +292,7 @@ func TestQuotaExceededIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	runToDone(t, p)
+	b.settle(t)
 	if got := b.count.Load(); got != 3*60 {
 		t.Errorf("broker took %d messages, want %d", got, 3*60)
 	}
