@@ -251,6 +251,9 @@ func stateOf(c *fiber.Ctx) *portalState {
 func (p *Portal) guard(rt PortalRoute) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
+		// Forms post to this origin: with the API's no-referrer policy
+		// browsers would send "Origin: null", which says nothing.
+		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 		r := &Request{C: c, Actor: account.Actor{Address: c.IP(), RequestID: requestID(c), UserAgent: c.Get(fiber.HeaderUserAgent)}}
 		st := stateOf(c)
 		st.csrf = p.ensureCSRF(c)

@@ -144,10 +144,11 @@ var (
 // callback's signature is checked and the provider asked (Confirm), then
 // the payer sees the payment (its receipt once captured).
 func (p *Portal) paid(r *Request) error {
-	id, err := portalID(r, "billId")
+	d, err := p.bill(r)
 	if err != nil {
 		return err
 	}
+	id := d.Bill.ID
 	order := ""
 	for _, k := range checkoutOrder {
 		if v := r.C.Query(k); v != "" {

@@ -16,6 +16,7 @@ func Funcs() template.FuncMap {
 		"money":    Money,
 		"kwh":      KWh,
 		"kwh3":     KWh3,
+		"qty":      Quantity,
 		"power":    Power,
 		"date":     Date,
 		"datetime": DateTime,
@@ -104,6 +105,15 @@ func energy(wh int64, places int32) string {
 		s = "−" + s
 	}
 	return s
+}
+
+// Quantity formats a billed quantity (kWh, kW, days) with at most three
+// decimals, as the bill PDF prints it.
+func Quantity(d decimal.Decimal) string {
+	if d.IsInteger() {
+		return d.String()
+	}
+	return d.Round(3).String()
 }
 
 // Power formats a power in W: watts below 1 kW, kW with two decimals

@@ -83,6 +83,7 @@
     var tz = d.tz || "UTC";
     var tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); };
     var width = Math.max(280, el.clientWidth || 600);
+    var step = d.t.length > 1 ? d.t[1] - d.t[0] : (d.gran === "hour" ? 3600 : 86400);
     var label = d.gran === "hour" ? "kWh per hour" : d.gran === "month" ? "kWh per month" : "kWh per day";
     var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 60] }) : null;
     var opts = {
@@ -90,7 +91,12 @@
       height: 260,
       tzDate: tzDate,
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      scales: {
+        // Half a bucket of room at both ends, so the first and last bars
+        // are whole.
+        x: { time: true, range: function (u, min, max) { return [min - step / 2, max + step / 2]; } },
+        y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } }
+      },
       axes: [{}, { label: "kWh", size: 60 }],
       series: [
         {},
