@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ import (
 // on a real database, served on a real listener.
 type portalStack struct {
 	*stack
+	clock      *testClock // the accounts' and tokens' clock
 	portal     *api.Portal
 	sbx        *sandbox.Gateway
 	alerts     *alertspg.Store
@@ -71,12 +73,13 @@ func newPortalStack(t *testing.T, o portalOptions) *portalStack {
 	t.Cleanup(bpool.Close)
 	ring, err := keyring.New([]keyring.Key{fieldKey})
 	must(t, err)
-	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}, AccessTTL: o.accessTTL, Leeway: time.Millisecond})
+	clock := &testClock{}
+	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}, AccessTTL: o.accessTTL, Leeway: time.Millisecond, Now: clock.Now})
 	must(t, err)
 	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
 	must(t, err)
 	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	acfg := account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1}
+	acfg := account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1, Now: clock.Now}
 	if o.account != nil {
 		o.account(&acfg)
 	}
@@ -99,7 +102,7 @@ func newPortalStack(t *testing.T, o portalOptions) *portalStack {
 	must(t, err)
 	alertStore := alertspg.New(pool)
 
-	ps := &portalStack{alerts: alertStore, deliveries: make(chan sandbox.Delivery, 1024)}
+	ps := &portalStack{clock: clock, alerts: alertStore, deliveries: make(chan sandbox.Delivery, 1024)}
 	addr := freeAddr(t)
 	base := "http://" + addr
 	ps.sbx, err = sandbox.New(sandbox.Config{Secret: "sandbox-portal-secret-01", CheckoutURL: base + "/sandbox/checkout", WebhookURL: base + "/api/webhooks/sandbox",
@@ -142,6 +145,14 @@ func newPortalStack(t *testing.T, o portalOptions) *portalStack {
 	must(t, err)
 	return ps
 }
+
+// testClock is the real time moved by an offset tests set.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward.
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // awaitDelivery waits until the sandbox delivered a webhook of type typ
 // for order and meterd accepted it.
