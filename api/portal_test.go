@@ -242,9 +242,11 @@ func (v *visitor) cookie(name string) string {
 // post submits a form; _csrf is the cookie's token unless the form has one.
 func (v *visitor) post(path string, form url.Values, hdr ...string) page {
 	v.t.Helper()
-	if form == nil {
-		form = url.Values{}
+	f := url.Values{}
+	for k, vs := range form {
+		f[k] = vs
 	}
+	form = f
 	if !form.Has("_csrf") {
 		if v.cookie("meterd_csrf") == "" {
 			v.get("/login")

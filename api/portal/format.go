@@ -13,23 +13,24 @@ import (
 // Funcs are the template functions of the portal's pages.
 func Funcs() template.FuncMap {
 	return template.FuncMap{
-		"money":    Money,
-		"kwh":      KWh,
-		"kwh3":     KWh3,
-		"qty":      Quantity,
-		"power":    Power,
-		"date":     Date,
-		"datetime": DateTime,
-		"billdate": BillDate,
-		"ago":      Ago,
-		"human":    Human,
-		"unixms":   func(t time.Time) int64 { return t.UnixMilli() },
-		"deref":    deref,
-		"derefi":   derefInt,
-		"dict":     dict,
-		"has":      func(m map[string]string, k string) bool { _, ok := m[k]; return ok },
-		"fid":      FieldID,
-		"add":      func(a, b int) int { return a + b },
+		"money":     Money,
+		"kwh":       KWh,
+		"kwh3":      KWh3,
+		"qty":       Quantity,
+		"power":     Power,
+		"date":      Date,
+		"datetime":  DateTime,
+		"billdate":  BillDate,
+		"ago":       Ago,
+		"human":     Human,
+		"unixms":    func(t time.Time) int64 { return t.UnixMilli() },
+		"deref":     deref,
+		"derefi":    derefInt,
+		"dict":      dict,
+		"has":       func(m map[string]string, k string) bool { _, ok := m[k]; return ok },
+		"fid":       FieldID,
+		"fieldname": FieldName,
+		"add":       func(a, b int) int { return a + b },
 		"pct": func(part, whole int) int {
 			if whole <= 0 {
 				return 0
@@ -269,4 +270,13 @@ func FieldID(name string) string {
 		}
 	}
 	return b.String()
+}
+
+// FieldName is a field's name in words: its last path element
+// ("connections[0].meter_number" → "Meter number").
+func FieldName(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 && i < len(path)-1 {
+		path = path[i+1:]
+	}
+	return Human(path)
 }
