@@ -224,3 +224,148 @@ func TestImmutability(t *testing.T) {
 		t.Errorf("status change refused: %v", err)
 	}
 }
+
+// paidOf returns a bill's paid amount and status.
+func paidOf(t *testing.T, f *fixture, bill int64) (decimal.Decimal, string) {
+	t.Helper()
+	var paid decimal.Decimal
+	var status string
+	if err := f.pool.QueryRow(context.Background(), `SELECT paid_amount, status FROM bills WHERE id = $1`, bill).Scan(&paid, &status); err != nil {
+		t.Fatal(err)
+	}
+	return paid, status
+}
+
+// Amounts appended to the demand of an issued bill (the late-payment
+// surcharge a later run puts on it) do not lower what the bill shows as
+// paid: paid is what was collected against the bill's demands since it
+// was issued, whatever heads the payments went to. A reversal takes back
+// only what its payment gave.
+func TestLedgerPaidAfterSurchargeAppended(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	f.days = 61
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publish(store, "lt-domestic")
+	ids := f.addConnections([]conn{{plan: "lt-domestic", kwhPerDay: 5}})
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	aprBill, _, _, _, _ := billOf(t, f, ids[0], april.From)
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: aprBill, Reference: "part-1", Amount: dec("200")})
+	if paid, status := paidOf(t, f, aprBill); !paid.Equal(dec("200")) || status != "partially_paid" {
+		t.Fatalf("April after 200: paid %s %s", paid, status)
+	}
+	// May's run (5 June) puts the surcharge on April's 315 outstanding:
+	// 16 days late at 18 % p.a. = 2.49 (rounded 2.48548 → 2.49).
+	if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, may, 10).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	mayBill, total, arrears, _, _ := billOf(t, f, ids[0], may.From)
+	surcharge := arrears.Sub(dec("315"))
+	if !surcharge.IsPositive() {
+		t.Fatalf("May arrears %s: no surcharge on April", arrears)
+	}
+	// 100 paid against May's bill: the surcharge first, then April's charges.
+	p := post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: mayBill, Reference: "part-2", Amount: dec("100")})
+	want := map[int64]decimal.Decimal{aprBill: dec("300"), mayBill: dec("100")}
+	for _, b := range p.Bills {
+		if !b.PaidAmount.Equal(want[b.ID]) || b.Status != "partially_paid" {
+			t.Errorf("bill %s: paid %s %s, want %s partially_paid", b.Number, b.PaidAmount, b.Status, want[b.ID])
+		}
+	}
+	// April's 515 is fully paid once 215 more reaches its demand (the
+	// surcharge took 2.49 of the 100), May's bill then has 315 of it.
+	rest := total.Sub(dec("100")).Sub(dec("530"))
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: mayBill, Reference: "part-3", Amount: rest})
+	if paid, status := paidOf(t, f, aprBill); !paid.Equal(dec("515")) || status != "paid" {
+		t.Errorf("April after its demand is settled: paid %s %s, want 515 paid", paid, status)
+	}
+	if paid, status := paidOf(t, f, mayBill); !paid.Equal(total.Sub(dec("530"))) || status != "partially_paid" {
+		t.Errorf("May: paid %s %s, want %s partially_paid", paid, status, total.Sub(dec("530")))
+	}
+	// Reversing the payment made before May's bill was issued takes it
+	// back from April's bill only: May's bill presented what was left.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.ReverseCollection(ctx, tx, f.tenant, "part-1", "refund-part-1")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid, status := paidOf(t, f, aprBill); !paid.Equal(dec("315").Add(surcharge)) || status != "partially_paid" {
+		t.Errorf("April after reversing 200: paid %s %s, want %s partially_paid", paid, status, dec("315").Add(surcharge))
+	}
+	if paid, _ := paidOf(t, f, mayBill); !paid.Equal(total.Sub(dec("530"))) {
+		t.Errorf("May after reversing an earlier payment: paid %s, want %s", paid, total.Sub(dec("530")))
+	}
+}
+
+// Interest, penalty and adhoc amounts appended to the demand of an issued
+// sewerage bill (at payment, by the scheduled pass, by an official) do not
+// lower its paid amount: a late payment of the bill's total pays the bill
+// even though the penalty it first settled leaves part of the charge for
+// the next bill's arrears.
+func TestLedgerPaidAfterTimeBasedAndAdhoc(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	f := newFixture(t, pool)
+	store := postgres.NewStore(pool, postgres.Deps{})
+	f.publishMasters(store, "sewerage", "pb", "v1", billing.NewDate(2024, 4, 1), pbMasters(t, "sewerage", nil))
+	late := f.municipalConnection("sewerage", mconn{code: "SW/L", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
+	part := f.municipalConnection("sewerage", mconn{code: "SW/Q", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
+	adhoc := f.municipalConnection("sewerage", mconn{code: "SW/H", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Execute(ctx, municipalRun(t, store, f, "sewerage", postgres.TriggerCLI, april, billing.NewDate(2024, 5, 1), 10).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, bill int64, wantPaid, wantStatus string) {
+		t.Helper()
+		if paid, status := paidOf(t, f, bill); !paid.Equal(dec(wantPaid)) || status != wantStatus {
+			t.Errorf("%s: paid %s %s, want %s %s", what, paid, status, wantPaid, wantStatus)
+		}
+	}
+	// Due 16 May; paid on 20 May: penalty 6 and interest 3 are applied
+	// first and take 9 of the payment.
+	at := time.Date(2024, 5, 20, 12, 0, 0, 0, f.loc)
+	bill, total, _, _, _ := billOf(t, f, late, april.From)
+	if !total.Equal(dec("60")) {
+		t.Fatalf("April total %s, want 60", total)
+	}
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: bill, Reference: "l-1", Amount: dec("60"), ReceivedAt: at})
+	check("the bill's total paid late", bill, "60", "paid")
+	wantRows(t, "late", detailRows(t, f, demandOf(t, f, late, april.From)), [][3]string{
+		{"SW_CHARGE", "60.00", "51.00"}, {"SW_TIME_INTEREST", "3.00", "3.00"}, {"SW_TIME_PENALTY", "6.00", "6.00"}})
+
+	partBill, _, _, _, _ := billOf(t, f, part, april.From)
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: partBill, Reference: "q-1", Amount: dec("20"), ReceivedAt: at})
+	check("20 paid late", partBill, "20", "partially_paid")
+	// The scheduled pass a month on re-bases the interest; a payment after
+	// it adds exactly what was paid.
+	if _, err := store.ApplyTimeBased(ctx, time.Date(2024, 6, 20, 12, 0, 0, 0, f.loc), 100); err != nil {
+		t.Fatal(err)
+	}
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: partBill, Reference: "q-2", Amount: dec("15"), ReceivedAt: time.Date(2024, 6, 20, 13, 0, 0, 0, f.loc)})
+	check("20 and 15 paid late", partBill, "35", "partially_paid")
+
+	// An official's adhoc penalty on the bill's demand; the bill's 60 paid on time.
+	adhocBill, _, _, _, _ := billOf(t, f, adhoc, april.From)
+	pen := dec("16")
+	if _, err := store.ApplyAdhoc(ctx, postgres.Adhoc{TenantID: f.tenant, ConnectionID: adhoc, Penalty: &pen, Reason: "unauthorised connection"}); err != nil {
+		t.Fatal(err)
+	}
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: adhocBill, Reference: "h-1", Amount: dec("30"), ReceivedAt: time.Date(2024, 5, 10, 12, 0, 0, 0, f.loc)})
+	check("30 paid after an adhoc penalty", adhocBill, "30", "partially_paid")
+	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: adhocBill, Reference: "h-2", Amount: dec("30"), ReceivedAt: time.Date(2024, 5, 11, 12, 0, 0, 0, f.loc)})
+	check("60 paid after an adhoc penalty", adhocBill, "60", "paid")
+}

@@ -643,6 +643,21 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 			}
 		}
 	}
+	// The connections' newest postings, under their row locks: payments
+	// posted after these count towards the new bills (refreshBills).
+	conns := make([]int64, len(issued))
+	for k, o := range issued {
+		conns[k] = o.ConnectionID
+	}
+	rows, err := tx.Query(ctx, `SELECT coalesce((SELECT max(p.id) FROM collection_postings p WHERE p.connection_id = x.c), 0)
+		FROM unnest($1::bigint[]) WITH ORDINALITY AS x(c, i) ORDER BY x.i`, conns)
+	if err != nil {
+		return counts, fmt.Errorf("last postings: %w", err)
+	}
+	lastPostings, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return counts, fmt.Errorf("last postings: %w", err)
+	}
 	// Numbers last: the counter row stays locked until commit.
 	fy := billing.FinancialYearOf(run.IssueDate)
 	var last int
@@ -680,7 +695,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 			c.PropertyID, c.PropertyLabel, is.Demand.MeterSerial, is.Demand.Plan, b.TariffVersion, run.Currency,
 			day(is.Demand.Period.From), day(is.Demand.Period.To), day(b.IssueDate), day(b.DueDate),
 			is.Demand.PreviousReadWh, is.Demand.CurrentReadWh, b.ConsumptionWh, b.Estimated,
-			t.Current, t.Arrears, t.Advance, t.RoundOff, t.Total, t.MinimumPayable, lines, hist, replaces}
+			t.Current, t.Arrears, t.Advance, t.RoundOff, t.Total, t.MinimumPayable, lines, hist, replaces, lastPostings[k]}
 		if c.UserID != 0 {
 			msgs = append(msgs, Notification{TenantID: run.TenantID, UserID: c.UserID, Event: EventBillIssued, DedupeKey: fmt.Sprintf("%s:%d", EventBillIssued, billIDs[k]),
 				Payload: map[string]any{"bill_id": billIDs[k], "number": number, "consumer_code": c.ConsumerCode, "period_from": is.Demand.Period.From.String(),
@@ -690,7 +705,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, run Run, inputs []Input, o
 	if err := copyRows(ctx, tx, "bills", []string{"id", "tenant_id", "connection_id", "demand_id", "bill_run_id", "number", "financial_year", "seq", "service",
 		"consumer_code", "consumer_user_id", "consumer_name", "property_id", "property_label", "meter_serial", "tariff_plan", "tariff_version", "currency",
 		"period_from", "period_to", "issue_date", "due_date", "previous_read_wh", "current_read_wh", "consumption_wh", "estimated",
-		"current_charges", "arrears", "advance", "round_off", "total", "minimum_payable", "lines", "usage_history", "replaces_bill_id"}, billRows); err != nil {
+		"current_charges", "arrears", "advance", "round_off", "total", "minimum_payable", "lines", "usage_history", "replaces_bill_id", "last_posting_id"}, billRows); err != nil {
 		return counts, err
 	}
 	if s.outbox != nil && len(msgs) > 0 {

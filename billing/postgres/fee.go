@@ -200,7 +200,9 @@ type singleBill struct {
 }
 
 // insertBill numbers (gap-free, the counter row locked until commit) and
-// inserts one bill, and returns its bill.issued notification.
+// inserts one bill, and returns its bill.issued notification. The caller
+// holds the connection's row lock (the bill's last_posting_id is read
+// under it).
 func insertBill(ctx context.Context, tx pgx.Tx, b singleBill) (int64, string, []Notification, error) {
 	fy := billing.FinancialYearOf(b.IssueDate)
 	var seq int
@@ -224,9 +226,10 @@ func insertBill(ctx context.Context, tx pgx.Tx, b singleBill) (int64, string, []
 	var consumerCode, currency string
 	err := tx.QueryRow(ctx, `INSERT INTO bills (tenant_id, connection_id, demand_id, number, financial_year, seq, service, consumer_code, consumer_user_id,
 			consumer_name, property_id, property_label, meter_serial, tariff_plan, tariff_version, currency, period_from, period_to, issue_date, due_date,
-			current_charges, arrears, advance, round_off, total, minimum_payable, lines, replaces_bill_id)
+			current_charges, arrears, advance, round_off, total, minimum_payable, lines, replaces_bill_id, last_posting_id)
 		SELECT $1, c.id, d.id, $4, $5, $6, $7, d.consumer_code, p.user_id, coalesce(up.name, ''), p.id, p.label, '', $8, $9, t.currency,
-			d.period_from, d.period_to, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+			d.period_from, d.period_to, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+			(SELECT coalesce(max(cp.id), 0) FROM collection_postings cp WHERE cp.connection_id = c.id)
 		FROM demands d JOIN connections c ON c.id = d.connection_id JOIN properties p ON p.id = c.property_id JOIN tenants t ON t.id = d.tenant_id
 		LEFT JOIN user_profiles up ON up.user_id = p.user_id
 		WHERE d.id = $3 AND d.tenant_id = $1 AND c.id = $2

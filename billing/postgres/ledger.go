@@ -471,20 +471,33 @@ func insertCollections(ctx context.Context, tx pgx.Tx, posting int64, cols []Pos
 }
 
 // refreshBills sets the paid amount and status of the connection's bills
-// that are not cancelled: a bill is paid once nothing is outstanding on its
-// demand and the earlier ones of the same kind, partially paid when less
-// than its total is.
+// that are not cancelled. A bill's paid amount is what was collected
+// against its demands (its own and the earlier ones of the same kind,
+// which it presents as arrears) by the payments posted after it was issued
+// (bills.last_posting_id) and the reversals of those payments, capped at
+// its total: interest, penalty, surcharge or adhoc amounts appended to
+// those demands later do not lower it, and advance moved between demands
+// (advance_adjustment postings) is no payment. A bill is paid once that
+// reaches its total, or once nothing is outstanding on its demands (a
+// correction credited the rest); otherwise partially paid when something
+// was paid (overdue stays overdue until paid).
 func refreshBills(ctx context.Context, tx pgx.Tx, conn int64) ([]BillState, error) {
 	_, err := tx.Exec(ctx, `WITH o AS (
 			SELECT b.id, b.total, b.status,
 				(SELECT coalesce(sum(dd.tax_amount - dd.collection_amount), 0) FROM demands d JOIN demand_details dd ON dd.demand_id = d.id
-				 WHERE d.connection_id = b.connection_id AND d.period_from <= b.period_from AND d.kind = bd.kind) AS remaining
+				 WHERE d.connection_id = b.connection_id AND d.period_from <= b.period_from AND d.kind = bd.kind) AS remaining,
+				(SELECT coalesce(sum(c.amount), 0) FROM collection_postings p
+				 JOIN collections c ON c.posting_id = p.id
+				 JOIN demand_details dd ON dd.id = c.demand_detail_id
+				 JOIN demands d ON d.id = dd.demand_id
+				 WHERE p.connection_id = b.connection_id AND d.period_from <= b.period_from AND d.kind = bd.kind
+				   AND ((p.kind = 'payment' AND p.id > b.last_posting_id) OR (p.kind = 'reversal' AND p.reverses_posting_id > b.last_posting_id))) AS collected
 			FROM bills b JOIN demands bd ON bd.id = b.demand_id WHERE b.connection_id = $1 AND b.status <> 'cancelled'),
 		n AS (
-			SELECT id, greatest(0, least(total, total - remaining)) AS paid,
-				CASE WHEN remaining <= 0 THEN 'paid'
+			SELECT id, greatest(0, least(total, collected)) AS paid,
+				CASE WHEN collected >= total OR remaining <= 0 THEN 'paid'
 				     WHEN status = 'overdue' THEN 'overdue'
-				     WHEN total - remaining > 0 THEN 'partially_paid'
+				     WHEN collected > 0 THEN 'partially_paid'
 				     ELSE 'issued' END AS status
 			FROM o)
 		UPDATE bills b SET paid_amount = n.paid, status = n.status, status_changed_at = CASE WHEN b.status <> n.status THEN now() ELSE b.status_changed_at END
