@@ -29,6 +29,8 @@ func Funcs() template.FuncMap {
 		"dict":      dict,
 		"has":       func(m map[string]string, k string) bool { _, ok := m[k]; return ok },
 		"fid":       FieldID,
+		"method":    MethodName,
+		"head":      HeadName,
 		"fieldname": FieldName,
 		"add":       func(a, b int) int { return a + b },
 		"pct": func(part, whole int) int {
@@ -279,4 +281,29 @@ func FieldName(path string) string {
 		path = path[i+1:]
 	}
 	return Human(path)
+}
+
+// MethodName names a payment method for people.
+func MethodName(m any) string {
+	switch s := fmt.Sprint(m); s {
+	case "upi":
+		return "UPI"
+	case "card":
+		return "Card"
+	case "netbanking":
+		return "Net banking"
+	case "wallet":
+		return "Wallet"
+	default:
+		return Human(s)
+	}
+}
+
+// HeadName names a tax head: short codes (ED) stay as they are, others
+// become words (ROUND_OFF → Round off).
+func HeadName(code string) string {
+	if len(code) <= 3 {
+		return strings.ToUpper(code)
+	}
+	return Human(strings.ToLower(code))
 }
