@@ -54,7 +54,7 @@ func browserTest(t *testing.T) context.Context {
 
 // tab opens a tab in a browser context of its own (its own cookies: one
 // person at one computer).
-func tab(t *testing.T, bctx context.Context) context.Context {
+func tab(bctx context.Context, t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -67,7 +67,7 @@ func tab(t *testing.T, bctx context.Context) context.Context {
 }
 
 // step runs browser steps, failing the test with where it stopped.
-func step(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+func step(ctx context.Context, t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
@@ -109,7 +109,7 @@ func hasText(sel, s string) string {
 }
 
 // shot saves a full-page screenshot and returns its path.
-func shot(t *testing.T, ctx context.Context, dir, name string) string {
+func shot(ctx context.Context, t *testing.T, dir, name string) string {
 	t.Helper()
 	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -153,12 +153,12 @@ func TestPortalInBrowser(t *testing.T) {
 	base := ps.base
 
 	// The consumer registers, verifies and logs in.
-	c := tab(t, bctx)
+	c := tab(bctx, t)
 	email := "meera@example.com"
-	step(t, c, "register", chromedp.Navigate(base+"/register"),
+	step(c, t, "register", chromedp.Navigate(base+"/register"),
 		fill("#f-name", "Meera Iyer", "#f-email", email, "#f-password", password, "#f-password2", password),
 		follow("form[action='/register'] button[type=submit]"), until(hasText("h1", "Check your email")))
-	step(t, c, "verify", chromedp.Navigate(base+"/verify?token="+ps.outboxToken(email)), until(hasText("h1", "Email address verified")),
+	step(c, t, "verify", chromedp.Navigate(base+"/verify?token="+ps.outboxToken(email)), until(hasText("h1", "Email address verified")),
 		follow("a.btn[href='/login']"),
 		fill("#f-email", email, "#f-password", password), follow("form[action='/login'] button[type=submit]"),
 		until(hasText("h1", "Your electricity")))
@@ -166,11 +166,11 @@ func TestPortalInBrowser(t *testing.T) {
 	// A property with the meter; the same meter again is a clear refusal.
 	property := []string{"#f-label", "Home", "#f-address-line1", "7 Temple Street", "#f-address-city", "Chennai", "#f-address-postal-code", "600004",
 		"#f-connections-0--meter-number", "BRW-0001", "#f-connections-0--tariff-plan", "domestic", "#f-connections-0--sanctioned-load-kw", "5"}
-	step(t, c, "add property", chromedp.Navigate(base+"/properties"), fill(property...), follow("form[action='/properties#add'] button[type=submit]"),
+	step(c, t, "add property", chromedp.Navigate(base+"/properties"), fill(property...), follow("form[action='/properties#add'] button[type=submit]"),
 		until(hasText(".flash", "Property added.")), until(hasText("main table", "BRW-0001")))
-	step(t, c, "duplicate property", fill(property...), follow("form[action='/properties#add'] button[type=submit]"),
+	step(c, t, "duplicate property", fill(property...), follow("form[action='/properties#add'] button[type=submit]"),
 		until(hasText("[data-problem=DuplicateProperty]", "Property already registered")), until(hasText("#f-connections-0--meter-number-err", "already registered")))
-	shot(t, c, dir, "consumer-duplicate-property")
+	shot(c, t, dir, "consumer-duplicate-property")
 
 	// The meter has been reporting for a month (as the gateway stores it).
 	ctx := t.Context()
@@ -183,11 +183,11 @@ func TestPortalInBrowser(t *testing.T) {
 
 	// Live usage refreshes by itself; the chart is drawn with a month of
 	// days.
-	step(t, c, "dashboard", chromedp.Navigate(base+"/"), until(hasText("#live", "Meter BRW-0001")), until(hasText("#live", "Online")))
+	step(c, t, "dashboard", chromedp.Navigate(base+"/"), until(hasText("#live", "Meter BRW-0001")), until(hasText("#live", "Online")))
 	_, err = s.pool.Exec(ctx, `UPDATE meter_latest SET power_w = 2345, ts = now(), received_at = now(), last_seen = now() WHERE meter_id = $1`, meterID)
 	must(t, err)
-	step(t, c, "live refresh", until(hasText("#live [data-field=power]", "2.35 kW")))
-	step(t, c, "chart", until(`(() => { const e = document.querySelector("#usage-chart"); return !!e && !!e._uplot && !!e.querySelector("canvas") && e._uplot.data[0].length >= 30; })()`))
+	step(c, t, "live refresh", until(hasText("#live [data-field=power]", "2.35 kW")))
+	step(c, t, "chart", until(`(() => { const e = document.querySelector("#usage-chart"); return !!e && !!e._uplot && !!e.querySelector("canvas") && e._uplot.data[0].length >= 30; })()`))
 	painted, err := chromedp.Run(c, chromedp.Evaluate[int](`(() => {
 		const cv = document.querySelector("#usage-chart canvas");
 		const px = cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data;
@@ -199,24 +199,24 @@ func TestPortalInBrowser(t *testing.T) {
 	if painted < 5000 {
 		t.Fatalf("the chart canvas has %d painted pixels", painted)
 	}
-	shot(t, c, dir, "consumer-dashboard")
+	shot(c, t, dir, "consumer-dashboard")
 
 	// A day's bar opens its hours.
-	step(t, c, "drill into a day", chromedp.ScrollIntoView(chromedp.CSS("#usage-chart")))
+	step(c, t, "drill into a day", chromedp.ScrollIntoView(chromedp.CSS("#usage-chart")))
 	box, err := chromedp.Run(c, chromedp.Evaluate[[]float64](`(() => { const r = document.querySelector("#usage-chart .u-over").getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`))
 	must(t, err)
 	x, y := box[0]+box[2]*0.9, box[1]+box[3]*0.8
-	step(t, c, "drill into a day", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, y),
+	step(c, t, "drill into a day", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, y),
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.Run(ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.MouseClickXY(x, y)))
 			return err
 		}),
 		until(`location.search.includes("granularity=hour")`), until(hasText("#usage-panel", "Back to days")),
 		until(`(() => { const e = document.querySelector("#usage-chart"); return !!e && !!e._uplot && e._uplot.data[0].length === 24; })()`))
-	shot(t, c, dir, "consumer-usage-hourly")
+	shot(c, t, dir, "consumer-usage-hourly")
 
 	// A support query: assigned at once to the available staff member.
-	step(t, c, "raise a query", chromedp.Navigate(base+"/support"),
+	step(c, t, "raise a query", chromedp.Navigate(base+"/support"),
 		chromedp.SetValue(chromedp.CSS("#f-category"), "meter"),
 		fill("#f-subject", "Meter display", "#f-description", "The meter's display has gone blank since yesterday."),
 		follow("form[action='/support'] button[type=submit]"), until(hasText(".flash", "raised and assigned to")))
@@ -226,23 +226,23 @@ func TestPortalInBrowser(t *testing.T) {
 
 	// Staff: support moves the query along; a billing official starts a
 	// bill run and follows it to the end.
-	st := tab(t, bctx)
-	step(t, st, "support logs in", chromedp.Navigate(base+"/login"), fill("#f-email", supportUser.Email, "#f-password", password),
+	st := tab(bctx, t)
+	step(st, t, "support logs in", chromedp.Navigate(base+"/login"), fill("#f-email", supportUser.Email, "#f-password", password),
 		follow("form[action='/login'] button[type=submit]"), until(hasText("h1", "Staff")),
 		follow("a[href='/staff/tickets']"), until(hasText("main table", "Meter display")),
 		follow("a[href='/staff/tickets/"+ticketID+"']"),
 		chromedp.SetValue(chromedp.CSS("#f-status"), "in_progress"),
 		fill("#f-note", "An engineer visits tomorrow morning."),
 		follow("#status-submit"), until(hasText(".flash", "is in progress")))
-	shot(t, st, dir, "staff-ticket")
-	step(t, st, "billing official starts a run", follow("nav form[action='/logout'] button"), until(hasText("h1", "Log in")),
+	shot(st, t, dir, "staff-ticket")
+	step(st, t, "billing official starts a run", follow("nav form[action='/logout'] button"), until(hasText("h1", "Log in")),
 		fill("#f-email", biller.Email, "#f-password", password), follow("form[action='/login'] button[type=submit]"),
 		follow("a[href='/staff/billing']"), until(`document.querySelector("#f-period").value.includes("..")`),
 		follow("#start-run"), until(hasText("#run-status", "Completed")), until(hasText("#run-billed", "1")))
-	shot(t, st, dir, "staff-bill-run")
+	shot(st, t, dir, "staff-bill-run")
 
 	// The consumer sees the staff update in the timeline.
-	step(t, c, "timeline", chromedp.Navigate(ticketURL), until(hasText("#ticket-status", "In progress")),
+	step(c, t, "timeline", chromedp.Navigate(ticketURL), until(hasText("#ticket-status", "In progress")),
 		until(hasText(".timeline", "to In progress")), until(hasText(".timeline", "An engineer visits tomorrow morning.")))
 
 	// The bill: its PDF downloads; it is paid with UPI through the sandbox
@@ -251,7 +251,7 @@ func TestPortalInBrowser(t *testing.T) {
 	dctx, cancel := context.WithTimeout(c, 30*time.Second)
 	defer cancel()
 	progress := chromedp.BrowserEvents(dctx, browser.DownloadProgress)
-	step(t, c, "bill", chromedp.Navigate(base+"/bills"), follow("main table a[href^='/bills/']"), until(hasText("h1", "Bill ")),
+	step(c, t, "bill", chromedp.Navigate(base+"/bills"), follow("main table a[href^='/bills/']"), until(hasText("h1", "Bill ")),
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 				Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
@@ -274,28 +274,28 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 		break
 	}
-	shot(t, c, dir, "consumer-bill")
-	step(t, c, "pay", follow("#pay"), until(hasText("h1", "Pay bill")),
+	shot(c, t, dir, "consumer-bill")
+	step(c, t, "pay", follow("#pay"), until(hasText("h1", "Pay bill")),
 		chromedp.Click(chromedp.CSS("input[name=method][value=upi]")),
 		follow("#pay-continue"), until(`location.pathname === "/sandbox/checkout"`),
 		chromedp.Click(chromedp.CSS("input[name=instrument][value=upi_success]")),
 		follow("form button[type=submit]"), until(hasText("h2", "Payment successful")),
 		follow("a[href*='/paid?']"), until(`location.pathname.startsWith("/payments/")`),
 		until(hasText("#receipt", "Receipt ")), until(hasText("#payment-status", "Captured")))
-	shot(t, c, dir, "consumer-receipt")
-	step(t, c, "bill is paid", chromedp.Navigate(base+"/bills"), until(hasText("main table", "Paid")))
+	shot(c, t, dir, "consumer-receipt")
+	step(c, t, "bill is paid", chromedp.Navigate(base+"/bills"), until(hasText("main table", "Paid")))
 
 	// A phone: the menu folds away, nothing is wider than the screen.
-	step(t, c, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(base+"/"),
+	step(c, t, "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(base+"/"),
 		until(hasText("#live", "Meter BRW-0001")), until(`!!document.querySelector("#usage-chart canvas")`),
 		until(`getComputedStyle(document.querySelector("nav.main")).display === "none"`),
 		until(`document.documentElement.scrollWidth <= window.innerWidth`))
-	shot(t, c, dir, "phone-dashboard")
-	step(t, c, "phone menu", chromedp.Click(chromedp.CSS(".menu-toggle"), chromedp.NodeVisible),
+	shot(c, t, dir, "phone-dashboard")
+	step(c, t, "phone menu", chromedp.Click(chromedp.CSS(".menu-toggle"), chromedp.NodeVisible),
 		until(`getComputedStyle(document.querySelector("nav.main")).display !== "none"`))
-	shot(t, c, dir, "phone-menu")
-	step(t, c, "phone bill", chromedp.Navigate(base+"/bills"), follow("main table a[href^='/bills/']"),
+	shot(c, t, dir, "phone-menu")
+	step(c, t, "phone bill", chromedp.Navigate(base+"/bills"), follow("main table a[href^='/bills/']"),
 		until(`document.documentElement.scrollWidth <= window.innerWidth`))
-	shot(t, c, dir, "phone-bill")
+	shot(c, t, dir, "phone-bill")
 	t.Logf("screenshots in %s", dir)
 }
