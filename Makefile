@@ -56,6 +56,10 @@ $(LINT):
 	@mkdir -p $(BIN)
 	GOBIN=$(CURDIR)/$(BIN) GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VER)
 
+.PHONY: portal-assets
+portal-assets: ## Refresh the web portal's vendored htmx and uPlot from npm (commit the result).
+	$(GO) generate ./api/portal
+
 .PHONY: fmt
 fmt: ## Format the code (gofmt).
 	gofmt -w $$(git ls-files '*.go')

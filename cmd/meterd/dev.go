@@ -154,6 +154,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(&b, "  Storage     %s profile, rollups in %s\n", status.Profile, status.RollupTimeZone)
 		fmt.Fprintf(&b, "  API docs    http://%s/api/openapi.json  (verification links are logged)\n", srv.Addr())
+		fmt.Fprintf(&b, "  Portal      http://%s/  (consumers; staff at /staff; log in with the demo logins below)\n", srv.Addr())
 		b.WriteString(demo.banner())
 		b.WriteString(billingDemo)
 		b.WriteString(stack.payments.banner())
