@@ -108,6 +108,13 @@ func hasText(sel, s string) string {
 	return fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.textContent.includes(%s); })()`, q, v)
 }
 
+// monthSoFar is the current month up to today in the tenant's zone, as a
+// bill-run period.
+func monthSoFar(t *testing.T) string {
+	today := time.Now().In(ist(t))
+	return fmt.Sprintf("%s..%s", today.Format("2006-01")+"-01", today.Format(time.DateOnly))
+}
+
 // shot saves a full-page screenshot and returns its path.
 func shot(ctx context.Context, t *testing.T, dir, name string) string {
 	t.Helper()
@@ -237,7 +244,8 @@ func TestPortalInBrowser(t *testing.T) {
 	shot(st, t, dir, "staff-ticket")
 	step(st, t, "billing official starts a run", follow("nav form[action='/logout'] button"), until(hasText("h1", "Log in")),
 		fill("#f-email", biller.Email, "#f-password", password), follow("form[action='/login'] button[type=submit]"),
-		follow("a[href='/staff/billing']"), until(`document.querySelector("#f-period").value.includes("..")`),
+		follow("a[href='/staff/billing']"), until(`document.querySelector("#f-period").placeholder.includes("..")`),
+		fill("#f-period", monthSoFar(t)),
 		follow("#start-run"), until(hasText("#run-status", "Completed")), until(hasText("#run-billed", "1")))
 	shot(st, t, dir, "staff-bill-run")
 

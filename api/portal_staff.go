@@ -182,7 +182,8 @@ type runsData struct {
 	Runs        []billingpg.Run
 	DeadLetters []billingpg.DeadLetter
 	Run         *billingpg.Run
-	// Period suggests the current month so far (tenant zone).
+	// Period is an example period for the form: the current month so
+	// far (tenant zone).
 	Period string
 }
 
