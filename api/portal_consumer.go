@@ -557,10 +557,13 @@ func (p *Portal) settingsPage(r *Request) error {
 
 // settingsForm fills the forms with the current settings.
 func settingsForm(d settingsData) map[string]string {
-	f := map[string]string{"days_before": "3", "channel": "email"}
+	f := map[string]string{"days_before": "3", "channel": "email", "enabled": "on"}
 	for _, rem := range d.Reminders {
 		if rem.BillID == 0 {
 			f["days_before"], f["channel"] = strconv.Itoa(rem.DaysBefore), rem.Channel
+			if !rem.Enabled {
+				f["enabled"] = "off"
+			}
 		}
 	}
 	if q := d.Default.Quiet; q != nil {
@@ -650,4 +653,34 @@ func (p *Portal) transition(r *Request, to alerts.Status, back string) error {
 
 func (p *Portal) acknowledgeAlert(r *Request) error {
 	return p.transition(r, alerts.StatusAcknowledged, "/alerts")
+}
+
+// --- messages
+
+type messageRow struct {
+	alerts.Notification
+	About string // the event in words
+}
+
+type messagesData struct {
+	Messages []messageRow
+}
+
+// messagesPage lists what was sent to the consumer (bills, reminders,
+// receipts, ticket updates, alerts) and how each delivery went.
+func (p *Portal) messagesPage(r *Request) error {
+	list, err := p.svc.Notifications.Notifications(r.C.UserContext(), r.Scope.TenantID, r.Scope.UserID, alerts.NotificationFilter{Limit: 100})
+	if err != nil {
+		return err
+	}
+	d := messagesData{Messages: make([]messageRow, len(list))}
+	for i, n := range list {
+		spec, _ := alerts.LookupEvent(n.Event)
+		about := spec.Description
+		if about == "" {
+			about = words(n.Event)
+		}
+		d.Messages[i] = messageRow{Notification: n, About: about}
+	}
+	return p.render(r, http.StatusOK, "messages", "Messages", d)
 }

@@ -211,6 +211,9 @@ func TestPortalPayAndSupport(t *testing.T) {
 	if rc.Status != 200 || !strings.HasPrefix(rc.Body, "%PDF") {
 		t.Fatalf("receipt pdf: %d", rc.Status)
 	}
+	// Requirement case 17: the payment confirmation is among the
+	// consumer's messages.
+	wantContains(t, consumer.get("/messages"), "Payment received (receipt)", "Bill issued (PDF attached)")
 	tampered := ret.Query()
 	tampered.Set("sandbox_signature", strings.Repeat("0", 64))
 	wantPage(t, consumer.get("/bills/"+bill+"/paid?"+tampered.Encode()), http.StatusBadRequest, "InvalidSignature")

@@ -41,6 +41,7 @@ type portalView struct {
 
 // portalUser is the logged-in user as the layout shows them.
 type portalUser struct {
+	ID         int64
 	Email      string
 	Role       account.Role
 	Department string
@@ -66,7 +67,7 @@ func (p *Portal) view(r *Request, title string, data any) *portalView {
 	if !pr.Authenticated() {
 		return v
 	}
-	u := &portalUser{Role: pr.Role, Department: pr.Department, Staff: pr.Role.Staff(), Admin: pr.Role == account.RoleAdmin,
+	u := &portalUser{ID: pr.UserID, Role: pr.Role, Department: pr.Department, Staff: pr.Role.Staff(), Admin: pr.Role == account.RoleAdmin,
 		Official: pr.Role == account.RoleOfficial || pr.Role == account.RoleAdmin, Support: pr.Role == account.RoleSupport}
 	u.Billing = pr.Role == account.RoleAdmin || (pr.Role == account.RoleOfficial && pr.Department == account.DepartmentBilling)
 	u.Metering = pr.Role == account.RoleAdmin || (pr.Role == account.RoleOfficial && pr.Department == account.DepartmentMetering)

@@ -69,6 +69,7 @@ func (p *Portal) table() []PortalRoute {
 		rts = append(rts,
 			row(post, "/settings/preferences", "Set notification channels and quiet hours", consumers, self, p.setPreferences, append([]string{"PUT /api/notifications/preferences"}, settings...)...),
 			row(get, "/alerts", "Abnormal-usage alerts on the consumer's meters", consumers, selfOrTenant, p.alertsPage, "GET /api/alerts"),
+			row(get, "/messages", "Messages sent to the consumer, with their delivery", consumers, selfOrTenant, p.messagesPage, "GET /api/notifications"),
 			row(post, "/alerts/:alertId/acknowledge", "Acknowledge an alert", consumers, selfOrTenant, p.acknowledgeAlert, "POST /api/alerts/:alertId/acknowledge"),
 		)
 	}
