@@ -53,7 +53,9 @@ func browserTest(t *testing.T) context.Context {
 }
 
 // tab opens a tab in a browser context of its own (its own cookies: one
-// person at one computer).
+// person at one computer). Until the test ends it collects the page's
+// uncaught exceptions and the browser's complaints about the content
+// security policy, and fails the test if there were any.
 func tab(bctx context.Context, t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
@@ -63,6 +65,28 @@ func tab(bctx context.Context, t *testing.T) context.Context {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)
 	}
+	cctx, stop := context.WithCancel(ctx)
+	console := chromedp.Console(cctx)
+	var problems []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException || strings.Contains(m.Text, "Content Security Policy") || strings.Contains(m.Text, "Refused to") {
+				problems = append(problems, string(m.Type)+": "+m.Text)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-done
+		for _, p := range problems {
+			t.Errorf("browser console: %s", p)
+		}
+	})
 	return ctx
 }
 
