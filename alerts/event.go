@@ -72,7 +72,8 @@ const (
 	// bill_id, bill_number, amount, currency, method, paid_at}.
 	EventPaymentSucceeded = "payment.succeeded"
 	// EventUsageAbnormal (alerts): to the consumer; {alert_id, kind,
-	// meter_ref, consumer_code, summary, observed, expected, unit, at}.
+	// meter_ref, meter_kind (electricity|water), consumer_code, summary,
+	// observed, expected, unit, at}.
 	EventUsageAbnormal = "usage.abnormal"
 	// EventMeterAlert (alerts): to the metering staff; same payload as
 	// EventUsageAbnormal.

@@ -378,8 +378,8 @@ type provisionedDTO struct {
 type readingDTO struct {
 	Time        time.Time `json:"ts"`
 	ReceivedAt  time.Time `json:"received_at"`
-	ImportWh    *int64    `json:"import_wh"`
-	ExportWh    *int64    `json:"export_wh"`
+	ImportWh    *int64    `json:"import_wh" doc:"import register in the meter's unit (see unit): Wh, or litres for a water meter"`
+	ExportWh    *int64    `json:"export_wh" doc:"export register in the meter's unit"`
 	PowerW      *float64  `json:"power_w"`
 	VoltageV    *float64  `json:"voltage_v"`
 	CurrentA    *float64  `json:"current_a"`
@@ -392,6 +392,8 @@ type liveDTO struct {
 	MeterID       int64       `json:"meter_id"`
 	ExternalID    string      `json:"external_id"`
 	Serial        string      `json:"serial"`
+	MeterKind     string      `json:"meter_kind" enum:"electricity,water" doc:"what the meter measures"`
+	Unit          string      `json:"unit" enum:"Wh,L" doc:"unit of the reading's registers: Wh, or litres for a water meter"`
 	ConnectionID  *int64      `json:"connection_id"`
 	PropertyID    *int64      `json:"property_id"`
 	ConsumerCode  string      `json:"consumer_code,omitempty"`
@@ -403,7 +405,7 @@ type liveDTO struct {
 }
 
 func liveOf(l usage.Live) liveDTO {
-	d := liveDTO{MeterID: l.MeterID, ExternalID: l.ExternalID, Serial: l.Serial, ConsumerCode: l.ConsumerCode,
+	d := liveDTO{MeterID: l.MeterID, ExternalID: l.ExternalID, Serial: l.Serial, MeterKind: l.Kind.String(), Unit: l.Kind.Unit(), ConsumerCode: l.ConsumerCode,
 		Status: string(l.Liveness), LastSeen: utcPtr(l.LastSeen)}
 	if l.ConnectionID != 0 {
 		c, p := l.ConnectionID, l.PropertyID
@@ -457,6 +459,8 @@ type historyDTO struct {
 	From               time.Time  `json:"from"`
 	To                 time.Time  `json:"to"`
 	TimeZone           string     `json:"time_zone"`
+	MeterKind          string     `json:"meter_kind" enum:"electricity,water" doc:"what the meters measure"`
+	Unit               string     `json:"unit" enum:"Wh,L" doc:"unit of the *_wh amounts: Wh, or litres for water meters"`
 	TotalConsumptionWh int64      `json:"total_consumption_wh"`
 	TotalExportWh      int64      `json:"total_export_wh"`
 	Points             []pointDTO `json:"points"`
@@ -464,6 +468,7 @@ type historyDTO struct {
 
 func historyOf(s usage.Series) historyDTO {
 	d := historyDTO{MeterIDs: s.MeterIDs, Granularity: string(s.Granularity), From: s.From.UTC(), To: s.To.UTC(), TimeZone: s.TimeZone,
+		MeterKind: s.Kind.String(), Unit: s.Kind.Unit(),
 		TotalConsumptionWh: s.ConsumptionWh, TotalExportWh: s.ExportWh, Points: make([]pointDTO, len(s.Points))}
 	if d.MeterIDs == nil {
 		d.MeterIDs = []int64{}

@@ -484,7 +484,7 @@ func (h *handlers) usageHistory(r *Request) error {
 		r.C.Set(fiber.HeaderContentDisposition, `attachment; filename="usage-`+string(s.Granularity)+`.csv"`)
 		return usage.WriteCSV(r.C.Response().BodyWriter(), s)
 	case "svg":
-		title := fmt.Sprintf("Consumption per %s (kWh), %s", s.Granularity, s.TimeZone)
+		title := fmt.Sprintf("Consumption per %s (%s), %s", s.Granularity, s.Kind.KiloUnit(), s.TimeZone)
 		svg, err := usage.SVG(s, title)
 		if err != nil {
 			return err

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/meterd/meterd/alerts"
+	"github.com/meterd/meterd/meter"
 )
 
 // Day is one daily rollup of a meter (readings_daily). Registers are raw
-// Wh as the meter shows them; Has* say whether the day's readings carried
-// the register.
+// counts as the meter shows them (Wh, or litres on a water meter); Has*
+// say whether the day's readings carried the register.
 type Day struct {
 	Bucket                  time.Time // the day's start in the rollup zone
 	FirstTS, LastTS         time.Time
@@ -45,7 +46,8 @@ func (e CounterEvent) explains() bool { return e.Kind >= 1 && e.Kind <= 3 }
 type Meter struct {
 	ID               int64
 	TenantID         int64
-	Ref              string // external id
+	Ref              string     // external id
+	Kind             meter.Kind // what the registers count: Wh, or litres
 	Multiplier       float64
 	ExpectedInterval time.Duration
 	InstalledAt      time.Time
@@ -57,7 +59,8 @@ type Meter struct {
 	UserID       int64
 }
 
-// Thresholds are a plan's consumption thresholds, Wh (0: none).
+// Thresholds are a plan's consumption thresholds in register units (Wh,
+// or litres for a water plan; 0: none).
 type Thresholds struct {
 	DailyWh, MonthlyWh int64
 }
@@ -71,6 +74,7 @@ type Thresholds struct {
 func Daily(cfg Config, m Meter, days []Day, events []CounterEvent, th Thresholds, report time.Time, loc *time.Location) ([]alerts.Finding, []alerts.Clear) {
 	var out []alerts.Finding
 	var clears []alerts.Clear
+	kilo := m.Kind.KiloUnit()
 	mult := m.Multiplier
 	if mult <= 0 {
 		mult = 1
@@ -106,15 +110,16 @@ func Daily(cfg Config, m Meter, days []Day, events []CounterEvent, th Thresholds
 		switch {
 		case th.DailyWh > 0 && consumed > float64(th.DailyWh):
 			if reporting {
-				out = append(out, finding(m, alerts.KindConsumptionThreshold, alerts.SeverityWarning, d.Bucket, consumed/1000, float64(th.DailyWh)/1000, "kWh",
-					fmt.Sprintf("%.1f kWh used on %s, above the %s plan's daily threshold of %.1f kWh", consumed/1000, date, m.Plan, float64(th.DailyWh)/1000),
+				out = append(out, finding(m, alerts.KindConsumptionThreshold, alerts.SeverityWarning, d.Bucket, consumed/1000, float64(th.DailyWh)/1000, kilo,
+					fmt.Sprintf("%.1f %s used on %s, above the %s plan's daily threshold of %.1f %s", consumed/1000, kilo, date, m.Plan, float64(th.DailyWh)/1000, kilo),
 					map[string]any{"span": "day", "day": d.Bucket.In(loc).Format(time.DateOnly), "plan": m.Plan}))
 			}
 		case th.MonthlyWh > 0 && monthWh > float64(th.MonthlyWh) && !monthReported:
 			monthReported = true
 			if reporting {
-				out = append(out, finding(m, alerts.KindConsumptionThreshold, alerts.SeverityWarning, d.Bucket, monthWh/1000, float64(th.MonthlyWh)/1000, "kWh",
-					fmt.Sprintf("%.1f kWh used in %s by %s, above the %s plan's monthly threshold of %.1f kWh", monthWh/1000, d.Bucket.In(loc).Format("January 2006"), date, m.Plan, float64(th.MonthlyWh)/1000),
+				out = append(out, finding(m, alerts.KindConsumptionThreshold, alerts.SeverityWarning, d.Bucket, monthWh/1000, float64(th.MonthlyWh)/1000, kilo,
+					fmt.Sprintf("%.1f %s used in %s by %s, above the %s plan's monthly threshold of %.1f %s", monthWh/1000, kilo,
+						d.Bucket.In(loc).Format("January 2006"), date, m.Plan, float64(th.MonthlyWh)/1000, kilo),
 					map[string]any{"span": "month", "month": month, "plan": m.Plan}))
 			}
 		default:
@@ -140,7 +145,7 @@ func Daily(cfg Config, m Meter, days []Day, events []CounterEvent, th Thresholds
 		// Stuck: registers frozen for StuckDays whole days while reporting.
 		switch {
 		case frozen && frozenRun >= cfg.StuckDays && reporting:
-			out = append(out, finding(m, alerts.KindStuck, alerts.SeverityWarning, d.Bucket, 0, 0, "kWh",
+			out = append(out, finding(m, alerts.KindStuck, alerts.SeverityWarning, d.Bucket, 0, 0, kilo,
 				fmt.Sprintf("no consumption recorded for %d day(s) up to %s although the meter keeps reporting (registers frozen)", frozenRun, date),
 				map[string]any{"days": frozenRun, "import_wh": d.LastImport, "export_wh": d.LastExport}))
 		case !frozen && moved(d, prev, cfg.AdjacentGap) && last:
@@ -254,9 +259,9 @@ func backwards(cfg Config, m Meter, reg string, d Day, prev *Day, events []Count
 			continue
 		}
 		drop := float64(s.before-s.after) / 1000
-		return finding(m, alerts.KindTamper, alerts.SeverityCritical, s.to, -drop, 0, "kWh",
-			fmt.Sprintf("%s register went back by %.1f kWh (%d → %d Wh) between %s and %s without a recorded reset, rollover or replacement",
-				map[string]string{"import_wh": "import", "export_wh": "export"}[reg], drop, s.before, s.after,
+		return finding(m, alerts.KindTamper, alerts.SeverityCritical, s.to, -drop, 0, m.Kind.KiloUnit(),
+			fmt.Sprintf("%s register went back by %.1f %s (%d → %d %s) between %s and %s without a recorded reset, rollover or replacement",
+				map[string]string{"import_wh": "import", "export_wh": "export"}[reg], drop, m.Kind.KiloUnit(), s.before, s.after, m.Kind.Unit(),
 				s.from.UTC().Format(time.RFC3339), s.to.UTC().Format(time.RFC3339)),
 			map[string]any{"register": reg, "before_wh": s.before, "after_wh": s.after, "from": s.from.UTC(), "to": s.to.UTC()}), true
 	}

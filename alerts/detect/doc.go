@@ -12,6 +12,9 @@
 // keeps one unresolved alert per meter and kind and notifies people when
 // an alert opens.
 //
-// detect imports alerts (and the standard library); it does no SQL and
-// must not import api, ingest or the simulator.
+// Amounts follow the meter's kind (meter.Kind): Wh and kWh for electricity
+// meters, litres and kL for water meters.
+//
+// detect imports alerts and meter (and the standard library); it does no
+// SQL and must not import api, ingest or the simulator.
 package detect

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meterd/meterd/alerts"
+	"github.com/meterd/meterd/meter"
 )
 
 // Hour is one hourly rollup of a meter (readings_hourly).
@@ -85,7 +86,10 @@ type Feature struct {
 // Eval is an hour of a meter judged against the same weekday and hour of
 // earlier weeks.
 type Eval struct {
-	MeterID  int64
+	MeterID int64
+	// Kind is the meter's: a water meter's energy feature is a volume in
+	// litres (the findings say so).
+	Kind     meter.Kind
 	Bucket   time.Time
 	Solar    bool    // the meter exports in this hour now or in its history
 	ScaleW   float64 // the meter's scale at that hour
@@ -188,6 +192,9 @@ func (e Eval) Finding(cfg Config, common map[string]float64) (alerts.Finding, bo
 		return alerts.Finding{}, false
 	}
 	f := e.Features[best]
+	if f.Unit == "Wh" && e.Kind != meter.KindElectricity {
+		f.Name, f.Unit = e.Kind.Consumption(), e.Kind.Unit()
+	}
 	sev := alerts.SeverityWarning
 	if bestZ >= 2*cfg.DeviationZ {
 		sev = alerts.SeverityCritical
@@ -213,15 +220,10 @@ func Deviation(cfg Config, meterID int64, meanImportW float64, h Hour, history [
 	return e.Finding(cfg, nil)
 }
 
-// quantity formats Wh as kWh and W as kW above 10 k.
+// quantity formats Wh as kWh, litres as kL and W as kW above 10 k.
 func quantity(v float64, unit string) string {
-	switch {
-	case unit == "Wh" && math.Abs(v) >= 10_000:
-		return fmt.Sprintf("%.1f kWh", v/1000)
-	case unit == "Wh":
-		return fmt.Sprintf("%.0f Wh", v)
-	case unit == "W" && math.Abs(v) >= 10_000:
-		return fmt.Sprintf("%.1f kW", v/1000)
+	if (unit == "Wh" || unit == "L" || unit == "W") && math.Abs(v) >= 10_000 {
+		return fmt.Sprintf("%.1f k%s", v/1000, unit)
 	}
 	return fmt.Sprintf("%.0f %s", v, unit)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meterd/meterd/alerts"
+	"github.com/meterd/meterd/meter"
 )
 
 func TestRobust(t *testing.T) {
@@ -199,5 +200,59 @@ func TestSilent(t *testing.T) {
 		if (f.Kind == alerts.KindSilent) != tt.wantFind || (c != nil) != tt.wantClear {
 			t.Errorf("%s: finding %+v clear %+v", tt.name, f, c)
 		}
+	}
+}
+
+// A water meter's findings speak litres and kilolitres: the threshold, the
+// register going back and an hour's unusual volume.
+func TestFindingsFollowMeterKind(t *testing.T) {
+	cfg := DefaultConfig()
+	report := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		kind   meter.Kind
+		unit   string
+		want   []string
+		reject string
+	}{
+		{"water", meter.KindWater, "kL", []string{"5.0 kL used on 1 Mar 2026", "threshold of 4.5 kL", "went back by 8.0 kL (15000 → 7000 L)"}, "Wh"},
+		{"electricity", meter.KindElectricity, "kWh", []string{"5.0 kWh used on 1 Mar 2026", "threshold of 4.5 kWh", "went back by 8.0 kWh (15000 → 7000 Wh)"}, " L"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Meter{ID: 1, TenantID: 1, Multiplier: 1, Plan: "domestic", Kind: tt.kind}
+			fs, _ := Daily(cfg, m, []Day{day(0, 10000, 15000, 96), day(1, 7000, 7500, 96)}, nil, Thresholds{DailyWh: 4500}, report, time.UTC)
+			var all []string
+			for _, f := range fs {
+				if f.Unit != tt.unit {
+					t.Errorf("%s: unit %q, want %q", f.Kind, f.Unit, tt.unit)
+				}
+				all = append(all, f.Summary)
+			}
+			text := strings.Join(all, "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("missing %q in\n%s", w, text)
+				}
+			}
+			if strings.Contains(text, tt.reject) {
+				t.Errorf("has %q in\n%s", tt.reject, text)
+			}
+		})
+	}
+	// An hour of unusual volume on a water meter.
+	at := time.Date(2026, 5, 4, 14, 0, 0, 0, time.UTC)
+	var history []Hour
+	for k := 1; k <= 8; k++ {
+		history = append(history, Hour{Bucket: at.AddDate(0, 0, -7*k), ImportWh: int64(400 + 20*(k%3)), Samples: 4})
+	}
+	e, ok := Evaluate(cfg, 7, 400, Hour{Bucket: at, ImportWh: 20_000, Samples: 4}, history)
+	if !ok {
+		t.Fatal("no evaluation")
+	}
+	e.Kind = meter.KindWater
+	f, ok := e.Finding(cfg, nil)
+	if !ok || f.Unit != "L" || !strings.HasPrefix(f.Summary, "volume of 20.0 kL in the hour") || !strings.Contains(f.Summary, "usual 420 L") {
+		t.Errorf("water hour: %v %+v", ok, f)
 	}
 }

@@ -240,6 +240,7 @@ func (s *Scanner) ScanHours(ctx context.Context, t Tenant, hours []time.Time) (i
 				if !ok {
 					continue
 				}
+				e.Kind = m.Kind
 				if prosumer[m.ID] {
 					for _, f := range e.Weather {
 						k := key{h, f.Name}

@@ -14,6 +14,7 @@ import (
 	"github.com/meterd/meterd/alerts/reminder"
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/deploy/schema/schematest"
+	metermodel "github.com/meterd/meterd/meter"
 )
 
 func TestMain(m *testing.M) { schematest.Main(m) }
@@ -197,5 +198,36 @@ func TestReminderSource(t *testing.T) {
 		if got, err := st.Enqueue(ctx, []reminder.Notice{n}); err != nil || got != want {
 			t.Fatalf("enqueue: %d, %v; want %d", got, err, want)
 		}
+	}
+}
+
+// A water meter is scanned as one (its findings speak litres) and its
+// alert's message names the meter kind, so templates say water.
+func TestWaterMeterAlert(t *testing.T) {
+	ctx := context.Background()
+	pool := schematest.New(t)
+	st := alertspg.New(pool)
+	tenant := fixture.Tenant(t, pool, "Asia/Kolkata")
+	consumer := fixture.NewUser(t, pool, tenant, fixture.User{})
+	m := fixture.Meter(t, pool, tenant, "w-1")
+	fixture.NewConnection(t, pool, tenant, fixture.Connection{UserID: consumer, Plan: "domestic", MeterID: m})
+	if _, err := pool.Exec(ctx, `UPDATE meters SET model = 'water-litre' WHERE id = $1`, m); err != nil {
+		t.Fatal(err)
+	}
+	meters, err := st.Meters(ctx, tenant)
+	if err != nil || len(meters) != 1 || meters[0].Kind != metermodel.KindWater {
+		t.Fatalf("meters %+v, %v", meters, err)
+	}
+	f := alerts.Finding{TenantID: tenant, MeterID: m, Kind: alerts.KindConsumptionThreshold, Severity: alerts.SeverityWarning,
+		At: time.Date(2026, 3, 9, 18, 30, 0, 0, time.UTC), Summary: "1.2 kL used", Observed: 1.2, Expected: 1, Unit: "kL"}
+	if _, err := st.Apply(ctx, time.Date(2026, 3, 10, 6, 0, 0, 0, time.UTC), []alerts.Finding{f}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var kind, unit string
+	if err := pool.QueryRow(ctx, `SELECT payload->>'meter_kind', payload->>'unit' FROM notification_outbox WHERE event = $1`, alerts.EventUsageAbnormal).Scan(&kind, &unit); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "water" || unit != "kL" {
+		t.Errorf("payload meter_kind %q unit %q, want water and kL", kind, unit)
 	}
 }

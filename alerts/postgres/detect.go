@@ -12,6 +12,7 @@ import (
 
 	"github.com/meterd/meterd/alerts"
 	"github.com/meterd/meterd/alerts/detect"
+	"github.com/meterd/meterd/meter"
 )
 
 var _ detect.Store = (*Store)(nil)
@@ -43,7 +44,7 @@ func (s *Store) RollupZone(ctx context.Context) (*time.Location, error) {
 
 // Meters implements detect.Store.
 func (s *Store) Meters(ctx context.Context, tenantID int64) ([]detect.Meter, error) {
-	rows, err := s.pool.Query(ctx, `SELECT m.id, m.tenant_id, m.external_id, m.multiplier::float8,
+	rows, err := s.pool.Query(ctx, `SELECT m.id, m.tenant_id, m.external_id, m.model, m.multiplier::float8,
 			extract(epoch FROM m.expected_interval)::float8, m.installed_at,
 			coalesce(c.id, 0), coalesce(c.service, ''), coalesce(c.tariff_plan, ''), coalesce(c.sanctioned_load_kw, 0)::float8, coalesce(p.user_id, 0)
 		FROM meters m
@@ -58,8 +59,10 @@ func (s *Store) Meters(ctx context.Context, tenantID int64) ([]detect.Meter, err
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (detect.Meter, error) {
 		var m detect.Meter
 		var interval float64
-		err := r.Scan(&m.ID, &m.TenantID, &m.Ref, &m.Multiplier, &interval, &m.InstalledAt, &m.ConnectionID, &m.Service, &m.Plan, &m.SanctionedKW, &m.UserID)
+		var model string
+		err := r.Scan(&m.ID, &m.TenantID, &m.Ref, &model, &m.Multiplier, &interval, &m.InstalledAt, &m.ConnectionID, &m.Service, &m.Plan, &m.SanctionedKW, &m.UserID)
 		m.ExpectedInterval = time.Duration(interval * float64(time.Second))
+		m.Kind = meter.KindOf(model)
 		return m, err
 	})
 	return out, translate(err, "meters")
@@ -312,6 +315,7 @@ type meterContext struct {
 	connectionID int64
 	consumerCode string
 	userID       int64
+	kind         meter.Kind
 }
 
 // Apply implements detect.Store.
@@ -357,7 +361,7 @@ func applyFindings(ctx context.Context, tx pgx.Tx, now time.Time, findings []ale
 	for _, f := range findings {
 		ids = append(ids, f.MeterID)
 	}
-	rows, err := tx.Query(ctx, `SELECT m.id, m.external_id, coalesce(mi.connection_id, 0), coalesce(c.consumer_code, ''), coalesce(p.user_id, 0)
+	rows, err := tx.Query(ctx, `SELECT m.id, m.external_id, m.model, coalesce(mi.connection_id, 0), coalesce(c.consumer_code, ''), coalesce(p.user_id, 0)
 		FROM meters m
 		LEFT JOIN meter_installations mi ON mi.meter_id = m.id AND mi.removed_at IS NULL
 		LEFT JOIN connections c ON c.id = mi.connection_id
@@ -370,10 +374,12 @@ func applyFindings(ctx context.Context, tx pgx.Tx, now time.Time, findings []ale
 	for rows.Next() {
 		var id int64
 		var mc meterContext
-		if err := rows.Scan(&id, &mc.ref, &mc.connectionID, &mc.consumerCode, &mc.userID); err != nil {
+		var model string
+		if err := rows.Scan(&id, &mc.ref, &model, &mc.connectionID, &mc.consumerCode, &mc.userID); err != nil {
 			rows.Close()
 			return 0, err
 		}
+		mc.kind = meter.KindOf(model)
 		where[id] = mc
 	}
 	if err := rows.Err(); err != nil {
@@ -437,7 +443,7 @@ func applyFindings(ctx context.Context, tx pgx.Tx, now time.Time, findings []ale
 	var ats []time.Time
 	for _, o := range news {
 		mc := where[o.f.MeterID]
-		p, err := json.Marshal(map[string]any{"alert_id": o.id, "kind": string(o.f.Kind), "meter_ref": mc.ref, "consumer_code": mc.consumerCode,
+		p, err := json.Marshal(map[string]any{"alert_id": o.id, "kind": string(o.f.Kind), "meter_ref": mc.ref, "meter_kind": mc.kind.String(), "consumer_code": mc.consumerCode,
 			"summary": o.f.Summary, "observed": o.f.Observed, "expected": o.f.Expected, "unit": o.f.Unit, "at": o.f.At.UTC()})
 		if err != nil {
 			return 0, err

@@ -12,5 +12,8 @@
 // Pick). text/template renders the plain parts and html/template the HTML
 // part, so values are escaped where they land in HTML.
 //
-// template imports only the standard library and shopspring/decimal.
+// Wording and units follow the meter's kind where a payload names it
+// (meter_kind: water meters count litres, shown in kL; electricity Wh, kWh).
+//
+// template imports only the standard library, shopspring/decimal and meter.
 package template

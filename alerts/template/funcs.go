@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/meterd/meterd/meter"
 )
 
 // funcs are the helpers templates may call:
@@ -16,6 +18,11 @@ import (
 //	money AMOUNT CURRENCY   "₹1,23,456.50" (Indian grouping for INR); the
 //	                        amount is a decimal string or number
 //	kwh WH                  Wh as kWh with 2 decimals ("12.35 kWh")
+//	qty AMOUNT KIND         a register amount in the unit of the meter kind
+//	                        (.P.meter_kind): Wh as kWh, or, for "water",
+//	                        litres as kL, with 2 decimals ("12.35 kL")
+//	water KIND              whether the meter kind is "water" (for wording:
+//	                        {{if water .P.meter_kind}}water{{else}}electricity{{end}})
 //	num X                   a number as given (decimal), "" for nil
 //	date X                  a date ("2026-03-15" or a time) as "15 Mar 2026"
 //	datetime X              a time in the tenant's zone, "15 Mar 2026, 14:05 IST"
@@ -25,6 +32,8 @@ func funcs() map[string]any {
 	return map[string]any{
 		"money":    money,
 		"kwh":      kwh,
+		"qty":      qty,
+		"water":    isWater,
 		"num":      num,
 		"date":     func(v any) string { return date(v, nil) },
 		"datetime": func(v any, zone *time.Location) string { return datetime(v, zone) },
@@ -114,6 +123,26 @@ func kwh(wh any) string {
 		return fmt.Sprint(wh)
 	}
 	return d.Div(decimal.NewFromInt(1000)).StringFixed(2) + " kWh"
+}
+
+// isWater reports whether a payload's meter kind is water.
+func isWater(kind any) bool {
+	s, ok := kind.(string)
+	return ok && meter.KindOf(s) == meter.KindWater
+}
+
+// qty formats a register amount (Wh, or litres for a water meter) in
+// thousands with the kind's unit.
+func qty(amount any, kind any) string {
+	d, ok := toDecimal(amount)
+	if !ok {
+		return fmt.Sprint(amount)
+	}
+	k := meter.KindElectricity
+	if isWater(kind) {
+		k = meter.KindWater
+	}
+	return d.Div(decimal.NewFromInt(1000)).StringFixed(2) + " " + k.KiloUnit()
 }
 
 func num(v any) string {

@@ -175,3 +175,59 @@ func TestMoney(t *testing.T) {
 		}
 	}
 }
+
+// Abnormal usage on a water meter says water, not electricity, in every
+// locale; the quantity helper follows the meter kind.
+func TestUsageAbnormalFollowsMeterKind(t *testing.T) {
+	s := newSet(t)
+	tests := []struct {
+		kind, locale string
+		want, reject []string
+	}{
+		{"water", "en", []string{"Unusual water use", "unusual water use", "leak", "1.2 kL used"}, []string{"electricity", "kWh"}},
+		{"water", "hi", []string{"असामान्य पानी खपत", "रिसाव"}, []string{"बिजली", "kWh"}},
+		{"electricity", "en", []string{"Unusual electricity use", "appliances"}, []string{"water", "kL"}},
+		{"electricity", "hi", []string{"असामान्य बिजली खपत"}, []string{"पानी"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind+"@"+tt.locale, func(t *testing.T) {
+			d := Sample("usage.abnormal")
+			d.P["meter_kind"] = tt.kind
+			if tt.kind == "water" {
+				d.P["summary"], d.P["unit"] = "1.2 kL used on 9 Mar 2026, above the plan's daily threshold of 1.0 kL", "kL"
+			}
+			r, err := s.Render("usage.abnormal", tt.locale, "", d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := r.Subject + "\n" + r.Text + "\n" + r.HTML + "\n" + r.SMS + "\n" + r.PushTitle + "\n" + r.PushBody
+			for _, w := range tt.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("missing %q in\n%s", w, all)
+				}
+			}
+			for _, w := range tt.reject {
+				if strings.Contains(all, w) {
+					t.Errorf("has %q in\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+func TestQty(t *testing.T) {
+	tests := []struct {
+		give, kind any
+		want       string
+	}{
+		{"12345", "water", "12.35 kL"},
+		{int64(12345), "electricity", "12.35 kWh"},
+		{"12345", nil, "12.35 kWh"},
+		{"x", "water", "x"},
+	}
+	for _, tt := range tests {
+		if got := qty(tt.give, tt.kind); got != tt.want {
+			t.Errorf("qty(%v, %v) = %q, want %q", tt.give, tt.kind, got, tt.want)
+		}
+	}
+}

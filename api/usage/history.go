@@ -90,6 +90,13 @@ func (s *Service) History(ctx context.Context, scope account.Scope, q HistoryQue
 	for i, st := range starts {
 		index[st] = i
 	}
+	water := len(spans) > 0
+	for _, sp := range spans {
+		water = water && sp.Kind == meter.KindWater
+	}
+	if water {
+		ser.Kind = meter.KindWater
+	}
 	powerSum := make([]float64, len(starts))
 	powerN := make([]int64, len(starts))
 	for _, sp := range spans {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wcharczuk/go-chart/v2"
@@ -14,10 +15,13 @@ import (
 )
 
 // WriteCSV writes s as CSV: one row per bucket, times in the series' zone
-// with their offset (RFC 3339), energy in Wh, power in W.
+// with their offset (RFC 3339), registers in the unit of the series' kind
+// (columns consumption_wh, export_wh, last_import_wh; for water meters
+// consumption_l, export_l, last_import_l in litres), power in W.
 func WriteCSV(w io.Writer, s Series) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"bucket_start", "bucket_end", "consumption_wh", "export_wh", "avg_power_w", "max_power_w", "last_import_wh", "samples"})
+	u := strings.ToLower(s.Kind.Unit())
+	_ = cw.Write([]string{"bucket_start", "bucket_end", "consumption_" + u, "export_" + u, "avg_power_w", "max_power_w", "last_import_" + u, "samples"})
 	loc, err := time.LoadLocation(s.TimeZone)
 	if err != nil {
 		loc = time.UTC
@@ -52,7 +56,8 @@ const maxBars = 62
 
 var barColor = drawing.Color{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
 
-// SVG renders s as an SVG chart of consumption in kWh per bucket: bars
+// SVG renders s as an SVG chart of consumption per bucket in kWh, or kL
+// for water meters (the axis names the unit): bars
 // for up to 62 buckets, a line beyond. The Y axis starts at zero (go-chart
 // otherwise starts it at the smallest value, drawing the lowest bar with
 // no height).
@@ -69,7 +74,7 @@ func SVG(s Series, title string) ([]byte, error) {
 		top = 1
 	}
 	yRange := &chart.ContinuousRange{Min: 0, Max: top * 1.1}
-	yAxis := chart.YAxis{Name: "kWh", Range: yRange, ValueFormatter: func(v any) string {
+	yAxis := chart.YAxis{Name: s.Kind.KiloUnit(), Range: yRange, ValueFormatter: func(v any) string {
 		if f, ok := v.(float64); ok {
 			return strconv.FormatFloat(f, 'f', 1, 64)
 		}

@@ -134,7 +134,8 @@ type Entry struct {
 	ImportWh     int64
 	ExportWh     *int64
 	Reset        bool
-	// ConsumptionWh is the energy since the previous reading (0 for the
+	// ConsumptionWh is the energy (litres on a water meter) since the
+	// previous reading (0 for the
 	// first one).
 	ConsumptionWh int64
 }
@@ -164,7 +165,7 @@ func (s *Service) Record(ctx context.Context, a account.Actor, scope account.Sco
 		return Entry{}, v.Err()
 	}
 	if in.ImportWh == nil {
-		return Entry{}, invalid("import_wh", "is required: the import register in Wh")
+		return Entry{}, invalid("import_wh", "is required: the import register (Wh, or litres on a water meter)")
 	}
 	if in.Reset && !a.Role.Staff() {
 		return Entry{}, invalid("reset", "only utility staff can record a meter reset")
@@ -199,14 +200,14 @@ func (s *Service) Record(ctx context.Context, a account.Actor, scope account.Sco
 			return nil, invalid("ts", "a reading at %s already exists", in.Time.Format(time.RFC3339))
 		}
 		if prev != nil && prev.ImportWh != nil {
-			cev, used, err := step("import_wh", *prev.ImportWh, prev.Time, *in.ImportWh, in.Time, maxW, in.Reset)
+			cev, used, err := step("import_wh", t.Kind.Unit(), *prev.ImportWh, prev.Time, *in.ImportWh, in.Time, maxW, in.Reset)
 			if err != nil {
 				return nil, err
 			}
 			e.ConsumptionWh, ev = used, cev
 		}
 		if prev != nil && prev.ExportWh != nil && in.ExportWh != nil {
-			if _, _, err := step("export_wh", *prev.ExportWh, prev.Time, *in.ExportWh, in.Time, maxW, in.Reset); err != nil {
+			if _, _, err := step("export_wh", t.Kind.Unit(), *prev.ExportWh, prev.Time, *in.ExportWh, in.Time, maxW, in.Reset); err != nil {
 				return nil, err
 			}
 		}
@@ -217,8 +218,8 @@ func (s *Service) Record(ctx context.Context, a account.Actor, scope account.Sco
 				return nil, fmt.Errorf("check following reading: %w", err)
 			}
 			if st.Kind != meter.CounterNormal {
-				return nil, invalid("import_wh", "%d Wh does not fit before the following reading of %d Wh at %s",
-					*in.ImportWh, *next.ImportWh, next.Time.UTC().Format(time.RFC3339))
+				return nil, invalid("import_wh", "%[1]d %[2]s does not fit before the following reading of %[3]d %[2]s at %[4]s",
+					*in.ImportWh, t.Kind.Unit(), *next.ImportWh, next.Time.UTC().Format(time.RFC3339))
 			}
 		}
 		return ev, nil
@@ -234,8 +235,9 @@ func (s *Service) Record(ctx context.Context, a account.Actor, scope account.Sco
 }
 
 // step checks one register step from the previous reading and returns the
-// counter event to record (a declared reset) and the consumption.
-func step(field string, prevWh int64, prevT time.Time, curWh int64, curT time.Time, maxW float64, reset bool) (*CounterEvent, int64, error) {
+// counter event to record (a declared reset) and the consumption; unit is
+// the register's (Wh or L) for the messages.
+func step(field, unit string, prevWh int64, prevT time.Time, curWh int64, curT time.Time, maxW float64, reset bool) (*CounterEvent, int64, error) {
 	st, err := meter.StepCounter(meter.CounterSample{Time: prevT, ValueWh: prevWh}, meter.CounterSample{Time: curT, ValueWh: curWh}, meter.CounterSpec{}, maxW)
 	if err != nil {
 		return nil, 0, fmt.Errorf("check %s: %w", field, err)
@@ -251,12 +253,12 @@ func step(field string, prevWh int64, prevT time.Time, curWh int64, curT time.Ti
 		return &CounterEvent{Register: field, Kind: int16(meter.CounterReset), PrevTime: prevT, PrevWh: prevWh, ValueWh: curWh,
 			DeltaWh: st.DeltaWh, ConsumptionWh: used}, used, nil
 	case reset:
-		return nil, 0, invalid("reset", "the register did not go down (%d Wh after %d Wh); no reset to record", curWh, prevWh)
+		return nil, 0, invalid("reset", "the register did not go down (%[1]d %[2]s after %[3]d %[2]s); no reset to record", curWh, unit, prevWh)
 	case st.DeltaWh < 0:
-		return nil, 0, invalid(field, "%d Wh is lower than the previous reading of %d Wh at %s: a register cannot go backwards unless the utility records a reset",
-			curWh, prevWh, prevT.UTC().Format(time.RFC3339))
+		return nil, 0, invalid(field, "%[1]d %[2]s is lower than the previous reading of %[3]d %[2]s at %[4]s: a register cannot go backwards unless the utility records a reset",
+			curWh, unit, prevWh, prevT.UTC().Format(time.RFC3339))
 	default:
-		return nil, 0, invalid(field, "rises by %d Wh since %s, more than the connection can draw in that time (at most %d Wh)",
-			st.DeltaWh, prevT.UTC().Format(time.RFC3339), st.MaxPlausibleWh)
+		return nil, 0, invalid(field, "rises by %[1]d %[2]s since %[3]s, more than the connection can draw in that time (at most %[4]d %[2]s)",
+			st.DeltaWh, unit, prevT.UTC().Format(time.RFC3339), st.MaxPlausibleWh)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/meterd/meterd/api/account"
 	"github.com/meterd/meterd/api/audit"
+	"github.com/meterd/meterd/meter"
 )
 
 // Store is the usage domain's persistence port.
@@ -47,6 +48,7 @@ type LiveFilter struct {
 // Target is the meter a manual reading goes to.
 type Target struct {
 	MeterID          int64
+	Kind             meter.Kind
 	ConnectionID     int64
 	SanctionedLoadKW float64
 	InstalledAt      time.Time

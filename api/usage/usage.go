@@ -3,6 +3,8 @@ package usage
 import (
 	"errors"
 	"time"
+
+	"github.com/meterd/meterd/meter"
 )
 
 // Errors of the usage domain.
@@ -35,6 +37,7 @@ type Live struct {
 	MeterID          int64
 	ExternalID       string
 	Serial           string
+	Kind             meter.Kind // what the registers count: Wh, or litres for a water meter
 	Protocol         string
 	ExpectedInterval time.Duration
 	ConnectionID     int64 // 0 when not installed
@@ -46,7 +49,8 @@ type Live struct {
 	Age              time.Duration // now − latest reading's time
 }
 
-// Reading is a reading's values; absent quantities are nil.
+// Reading is a reading's values; absent quantities are nil. Registers
+// (ImportWh, ExportWh) are in the unit of the meter's kind: Wh, or litres.
 type Reading struct {
 	Time        time.Time
 	ReceivedAt  time.Time
@@ -90,6 +94,7 @@ type Bucket struct {
 // open-ended. History reads each meter only within its spans.
 type Span struct {
 	MeterID          int64
+	Kind             meter.Kind
 	ConnectionID     int64
 	From, To         time.Time
 	InitialImportWh  *int64
@@ -103,7 +108,8 @@ type SpanBuckets struct {
 	Buckets []Bucket
 }
 
-// Point is one bucket of a history series.
+// Point is one bucket of a history series. Register amounts (…Wh) are in
+// the unit of the series' kind: Wh, or litres for water meters.
 type Point struct {
 	Start         time.Time
 	End           time.Time
@@ -117,8 +123,11 @@ type Point struct {
 
 // Series is a consumption history.
 type Series struct {
-	ConnectionID  int64
-	MeterIDs      []int64
+	ConnectionID int64
+	MeterIDs     []int64
+	// Kind is what the series' meters count: water when they all are
+	// water meters (litres), electricity (Wh) otherwise.
+	Kind          meter.Kind
 	Granularity   Granularity
 	From, To      time.Time
 	TimeZone      string

@@ -21,7 +21,7 @@
 // counts litres in the import register electricity meters count Wh in;
 // slabs count kilolitres (Kilolitres, IsWaterMeter).
 //
-// municipal imports only the standard library, shopspring/decimal and the
-// billing root. It must not import pgx, any HTTP framework or other
+// municipal imports only the standard library, shopspring/decimal, the
+// billing root and meter (the meter kinds). It must not import pgx, any HTTP framework or other
 // billing subpackages, and it keeps no package-level state.
 package municipal

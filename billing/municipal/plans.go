@@ -2,11 +2,11 @@ package municipal
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/meterd/meterd/billing"
+	"github.com/meterd/meterd/meter"
 )
 
 // Version is one published version of a plan's masters (a municipal
@@ -45,17 +45,15 @@ func (p Plans) At(plan string, d billing.Date) (Version, bool) {
 // Metered water volume. A water meter counts litres in its import
 // register (the register an electricity meter counts Wh in; the same
 // integer arithmetic), and its model says so by starting with
-// WaterMeterModelPrefix ("water-litre"). Billing slabs of metered water
-// count kilolitres (m³).
+// WaterMeterModelPrefix ("water-litre"; meter.KindOf). Billing slabs of
+// metered water count kilolitres (m³).
 const (
-	WaterMeterModelPrefix = "water"
+	WaterMeterModelPrefix = meter.WaterModelPrefix
 	LitresPerUnit         = 1000
 )
 
 // IsWaterMeter reports whether a meter of model counts litres.
-func IsWaterMeter(model string) bool {
-	return len(model) >= len(WaterMeterModelPrefix) && strings.EqualFold(model[:len(WaterMeterModelPrefix)], WaterMeterModelPrefix)
-}
+func IsWaterMeter(model string) bool { return meter.KindOf(model) == meter.KindWater }
 
 // Kilolitres converts a register movement in litres to the kilolitres
 // metered water slabs count, exactly.

@@ -11,6 +11,10 @@
 // the document date is the bill's issue date and gopdf writes no random
 // identifiers, so the same bill gives the same bytes (tests pin a hash).
 //
-// pdf imports billing, gopdf, rsc.io/qr and the standard library; it must
-// not import pgx, api or any other adapter.
+// Readings and consumption print in the unit of the bill's meters: kWh on
+// electricity bills, kL (m³) on water bills, whose meters count litres
+// (Bill.Kind).
+//
+// pdf imports billing, meter, gopdf, rsc.io/qr and the standard library; it
+// must not import pgx, api or any other adapter.
 package pdf

@@ -12,6 +12,7 @@ import (
 	"rsc.io/qr"
 
 	"github.com/meterd/meterd/billing"
+	"github.com/meterd/meterd/meter"
 )
 
 //go:embed fonts/DejaVuSans.ttf
@@ -23,21 +24,23 @@ var boldTTF []byte
 // Bill is what a printed bill shows. Amounts come from the stored bill;
 // nothing is computed here but presentation.
 type Bill struct {
-	TenantName     string
-	Currency       string // ISO 4217; INR prints ₹ with Indian digit grouping
-	Service        string // electricity, water, sewerage
-	Number         string
-	Status         string // cancelled bills print a CANCELLED mark
-	IssueDate      billing.Date
-	DueDate        billing.Date
-	Period         billing.Period
-	ConsumerName   string
-	ConsumerCode   string
-	PropertyLabel  string
-	Address        []string // printed lines; may be empty
-	MeterSerial    string
-	TariffPlan     string
-	TariffVersion  string
+	TenantName    string
+	Currency      string // ISO 4217; INR prints ₹ with Indian digit grouping
+	Service       string // electricity, water, sewerage
+	Number        string
+	Status        string // cancelled bills print a CANCELLED mark
+	IssueDate     billing.Date
+	DueDate       billing.Date
+	Period        billing.Period
+	ConsumerName  string
+	ConsumerCode  string
+	PropertyLabel string
+	Address       []string // printed lines; may be empty
+	MeterSerial   string
+	TariffPlan    string
+	TariffVersion string
+	// Registers and consumption in the unit of the bill's meters (Kind):
+	// Wh, or litres on a water bill.
 	PreviousReadWh *int64
 	CurrentReadWh  *int64
 	ConsumptionWh  int64
@@ -50,9 +53,26 @@ type Bill struct {
 
 // UsageBar is one period of the usage chart.
 type UsageBar struct {
-	Label     string // e.g. "Apr 24"
-	KWh       decimal.Decimal
+	Label     string          // e.g. "Apr 24"
+	KWh       decimal.Decimal // kWh, or kL on a water bill (Kind.KiloUnit)
 	Estimated bool
+}
+
+// Kind is what the bill's meters count: a water bill's registers and
+// consumption are litres (its meters are water meters, see migration
+// 00201), any other bill's Wh.
+func (b *Bill) Kind() meter.Kind {
+	if b.Service == "water" {
+		return meter.KindWater
+	}
+	return meter.KindElectricity
+}
+
+// metered reports whether the bill shows consumption: electricity bills
+// always do; water and sewerage bills only with readings (a sewerage or
+// unmetered water charge counts fixtures, not volume).
+func (b *Bill) metered() bool {
+	return b.Service == "electricity" || b.PreviousReadWh != nil || b.CurrentReadWh != nil || b.ConsumptionWh != 0
 }
 
 // Payee is who a UPI payment goes to.
@@ -204,13 +224,17 @@ func (r *renderer) parties() float64 {
 	for _, a := range b.Address {
 		left = append(left, [2]string{"", a})
 	}
-	reading := func(wh *int64) string {
-		if wh == nil {
+	unit := " " + b.Kind().KiloUnit()
+	reading := func(units *int64) string {
+		if units == nil {
 			return "—"
 		}
-		return kwh(decimal.New(*wh, -3)) + " kWh"
+		return kwh(decimal.New(*units, -3)) + unit
 	}
-	cons := kwh(decimal.New(b.ConsumptionWh, -3)) + " kWh"
+	cons := kwh(decimal.New(b.ConsumptionWh, -3)) + unit
+	if !b.metered() {
+		cons = "not metered"
+	}
 	if b.Estimated {
 		cons += "  (ESTIMATED)"
 	}
@@ -305,10 +329,18 @@ func (r *renderer) summary(y float64) float64 {
 	return y + 14
 }
 
-// chart draws the usage bars (vector rectangles) and the payment QR code.
+// chart draws the usage bars (vector rectangles), on a bill that counts
+// consumption, and the payment QR code.
 func (r *renderer) chart(y float64, payee Payee) {
+	if r.b.metered() {
+		r.usage(y)
+	}
+	r.qr(y, payee)
+}
+
+func (r *renderer) usage(y float64) {
 	r.font(true, 11)
-	r.text(margin, y, "Your consumption, last 12 periods (kWh)")
+	r.text(margin, y, "Your consumption, last 12 periods ("+r.b.Kind().KiloUnit()+")")
 	bars := r.b.History
 	if len(bars) > 12 {
 		bars = bars[len(bars)-12:]
@@ -342,8 +374,10 @@ func (r *renderer) chart(y float64, payee Payee) {
 	r.text(chartX+10, chartY+chartH+15, "measured")
 	r.rect(chartX+60, chartY+chartH+16, 7, 7, 0xe0, 0x8a, 0x1e)
 	r.text(chartX+70, chartY+chartH+15, "estimated")
+}
 
-	// QR code for UPI.
+// qr draws the UPI payment QR code of a bill with something to pay.
+func (r *renderer) qr(y float64, payee Payee) {
 	if payee.VPA == "" || !r.b.Totals.Total.IsPositive() || r.b.Status == "cancelled" || r.b.Status == "paid" {
 		return
 	}
@@ -412,6 +446,8 @@ func Money(currency string, d decimal.Decimal) string {
 	return sym + out
 }
 
+// kwh formats thousands of register units (kWh or kL) with up to three
+// decimals.
 func kwh(d decimal.Decimal) string {
 	if d.IsInteger() {
 		return d.String()

@@ -161,3 +161,73 @@ func TestQRCodeScans(t *testing.T) {
 		t.Errorf("QR code holds %q, want %q", got, want)
 	}
 }
+
+// pdfText renders b and returns pdftotext's layout text.
+func pdfText(t *testing.T, b *Bill) string {
+	t.Helper()
+	if _, err := exec.LookPath("pdftotext"); err != nil {
+		t.Skip("pdftotext (poppler-utils) is not installed")
+	}
+	out, err := Render(b, payee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bill.pdf")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text, err := exec.Command("pdftotext", "-layout", path, "-").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// A water bill's registers count litres: readings, consumption and the
+// usage chart print kilolitres, and nothing says kWh. A sewerage bill,
+// which counts no volume, prints no consumption unit at all.
+func TestRenderUnitsFollowMeterKind(t *testing.T) {
+	d := decimal.RequireFromString
+	prev, cur := int64(120_000), int64(135_500)
+	water := &Bill{
+		TenantName: "Demo Municipal Corporation", Currency: "INR", Service: "water",
+		Number: "DEMO/2024-25/000007", Status: "issued",
+		IssueDate: billing.NewDate(2024, 5, 1), DueDate: billing.NewDate(2024, 5, 16),
+		Period:       billing.Period{From: billing.NewDate(2024, 4, 1), To: billing.NewDate(2024, 4, 30)},
+		ConsumerName: "Asha Rao", ConsumerCode: "WS/107/000007", PropertyLabel: "Home",
+		MeterSerial: "WM-0007", TariffPlan: "ws-metered", TariffVersion: "v1",
+		PreviousReadWh: &prev, CurrentReadWh: &cur, ConsumptionWh: 15_500,
+		Lines:   []billing.BillLine{{Section: billing.SectionCurrent, Code: "WS_CHARGE", Description: "Water charge: 15.5 kL graduated (slab 1)", Amount: d("186")}},
+		Totals:  billing.BillTotals{Current: d("186"), Total: d("186"), MinimumPayable: d("186")},
+		History: []UsageBar{{Label: "Mar 24", KWh: d("14.2")}, {Label: "Apr 24", KWh: d("15.5")}},
+	}
+	tests := []struct {
+		name    string
+		give    *Bill
+		want    []string
+		wantNot []string
+	}{
+		{"water", water, []string{"120 kL", "135.5 kL", "15.5 kL", "last 12 periods (kL)"}, []string{"kWh", " Wh"}},
+		{"sewerage", func() *Bill {
+			b := *water
+			b.Service, b.PreviousReadWh, b.CurrentReadWh, b.ConsumptionWh, b.History = "sewerage", nil, nil, 0, nil
+			return &b
+		}(), []string{"not metered"}, []string{"kWh", "0 kL"}},
+		{"electricity", sampleBill(), []string{"12200 kWh", "325 kWh", "last 12 periods (kWh)"}, []string{"kL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := pdfText(t, tt.give)
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("lacks %q:\n%s", w, text)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(text, w) {
+					t.Errorf("has %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}

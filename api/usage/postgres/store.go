@@ -69,7 +69,7 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 		w.add("c.id = ?", f.ConnectionID)
 	}
 	w.add("m.id > ?", p.After)
-	rows, err := s.pool.Query(ctx, `SELECT m.id, m.external_id, m.serial, m.protocol, m.expected_interval,
+	rows, err := s.pool.Query(ctx, `SELECT m.id, m.external_id, m.serial, m.model, m.protocol, m.expected_interval,
 			coalesce(c.id, 0), coalesce(c.property_id, 0), coalesce(c.consumer_code, ''),
 			l.ts, l.received_at, l.last_seen, l.import_wh, l.export_wh, l.power_w, l.voltage_v, l.current_a,
 			l.frequency_hz, l.power_factor, l.source
@@ -85,11 +85,13 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 		var imp, exp *int64
 		var pw, v, a, hz, pf *float32
 		var src *int16
-		if err := r.Scan(&l.MeterID, &l.ExternalID, &l.Serial, &l.Protocol, &l.ExpectedInterval,
+		var model string
+		if err := r.Scan(&l.MeterID, &l.ExternalID, &l.Serial, &model, &l.Protocol, &l.ExpectedInterval,
 			&l.ConnectionID, &l.PropertyID, &l.ConsumerCode,
 			&ts, &recv, &seen, &imp, &exp, &pw, &v, &a, &hz, &pf, &src); err != nil {
 			return l, err
 		}
+		l.Kind = meter.KindOf(model)
 		if ts != nil {
 			l.Latest = &usage.Reading{Time: ts.UTC(), ReceivedAt: recv.UTC(), ImportWh: imp, ExportWh: exp,
 				PowerW: f64(pw), VoltageV: f64(v), CurrentA: f64(a), FrequencyHz: f64(hz), PowerFactor: f64(pf), Source: sourceName(*src)}
@@ -135,14 +137,15 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 		w = &where{}
 		w.add("m.tenant_id = ?", scope.TenantID)
 		w.add("m.id = ?", meterID)
-		spans = `SELECT m.id AS meter_id, 0::bigint AS connection_id, NULL::timestamptz AS installed_at,
+		spans = `SELECT m.id AS meter_id, m.model, 0::bigint AS connection_id, NULL::timestamptz AS installed_at,
 				NULL::timestamptz AS removed_at, NULL::bigint AS initial_import_wh, 0::float8 AS load
 			FROM meters m WHERE ` + w.String()
 	} else {
 		w = installationScope(scope, meterID, connectionID)
-		spans = `SELECT i.meter_id, i.connection_id, i.installed_at, i.removed_at, i.initial_import_wh,
+		spans = `SELECT i.meter_id, m.model, i.connection_id, i.installed_at, i.removed_at, i.initial_import_wh,
 				coalesce(c.sanctioned_load_kw, 0)::float8 AS load
 			FROM meter_installations i
+			JOIN meters m ON m.id = i.meter_id
 			JOIN connections c ON c.id = i.connection_id
 			JOIN properties p ON p.id = c.property_id
 			WHERE ` + w.String()
@@ -152,7 +155,7 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 		max_power_w, power_sum_w, power_samples, samples`
 	lo := `greatest(` + pFrom + `::timestamptz, date_trunc('` + unit + `', coalesce(s.installed_at, '-infinity'), ` + pTZ + `))`
 	q := `WITH s AS (` + spans + `)
-		SELECT s.meter_id, s.connection_id, s.installed_at, s.removed_at, s.initial_import_wh, s.load, b.*
+		SELECT s.meter_id, s.model, s.connection_id, s.installed_at, s.removed_at, s.initial_import_wh, s.load, b.*
 		FROM s LEFT JOIN LATERAL (
 			(SELECT true AS is_prev, ` + cols + ` FROM ` + table + ` r
 				WHERE r.meter_id = s.meter_id AND r.bucket >= date_trunc('hour', coalesce(s.installed_at, '-infinity'), ` + pTZ + `) AND r.bucket < ` + lo + `
@@ -179,10 +182,11 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 		load, powerSum                            pgtype.Float8
 		maxP                                      pgtype.Float4
 		isPrev                                    pgtype.Bool
+		model                                     string
 	)
 	for rows.Next() {
 		var sp usage.Span
-		if err := rows.Scan(&sp.MeterID, &sp.ConnectionID, &since, &until, &initial, &load,
+		if err := rows.Scan(&sp.MeterID, &model, &sp.ConnectionID, &since, &until, &initial, &load,
 			&isPrev, &start, &first, &last, &firstImp, &lastImp, &lastExp, &impDelta,
 			&expDelta, &maxP, &powerSum, &powerSamples, &samples); err != nil {
 			return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
@@ -193,6 +197,7 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 		if until.Valid {
 			sp.To = until.Time
 		}
+		sp.Kind = meter.KindOf(model)
 		sp.InitialImportWh = i64(initial)
 		sp.SanctionedLoadKW = load.Float64
 		if n := len(out); n == 0 || out[n-1].MeterID != sp.MeterID || !out[n-1].From.Equal(sp.From) {
@@ -287,13 +292,16 @@ func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, c
 	w := installationScope(scope, meterID, connectionID)
 	w.add("i.installed_at <= ?", at)
 	w.add("(i.removed_at IS NULL OR i.removed_at > ?)", at)
-	err := s.pool.QueryRow(ctx, `SELECT i.meter_id, i.connection_id, coalesce(c.sanctioned_load_kw, 0)::float8, i.installed_at
+	var model string
+	err := s.pool.QueryRow(ctx, `SELECT i.meter_id, m.model, i.connection_id, coalesce(c.sanctioned_load_kw, 0)::float8, i.installed_at
 		FROM meter_installations i
+		JOIN meters m ON m.id = i.meter_id
 		JOIN connections c ON c.id = i.connection_id
 		JOIN properties p ON p.id = c.property_id
 		WHERE `+w.String()+` ORDER BY i.installed_at DESC LIMIT 1`, w.args...).
-		Scan(&t.MeterID, &t.ConnectionID, &t.SanctionedLoadKW, &t.InstalledAt)
+		Scan(&t.MeterID, &model, &t.ConnectionID, &t.SanctionedLoadKW, &t.InstalledAt)
 	if err == nil {
+		t.Kind = meter.KindOf(model)
 		return t, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -303,13 +311,14 @@ func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, c
 		return t, usage.ErrNotFound
 	}
 	// Staff may enter readings for a meter that is not installed.
-	err = s.pool.QueryRow(ctx, `SELECT id FROM meters WHERE tenant_id = $1 AND id = $2`, scope.TenantID, meterID).Scan(&t.MeterID)
+	err = s.pool.QueryRow(ctx, `SELECT id, model FROM meters WHERE tenant_id = $1 AND id = $2`, scope.TenantID, meterID).Scan(&t.MeterID, &model)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, usage.ErrNotFound
 	}
 	if err != nil {
 		return t, fmt.Errorf("%w: entry target: %w", usage.ErrDataAccess, err)
 	}
+	t.Kind = meter.KindOf(model)
 	return t, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	usagepg "github.com/meterd/meterd/api/usage/postgres"
 	"github.com/meterd/meterd/deploy/schema"
 	"github.com/meterd/meterd/deploy/schema/schematest"
+	"github.com/meterd/meterd/meter"
 )
 
 func TestMain(m *testing.M) { schematest.Main(m) }
@@ -271,5 +272,56 @@ func TestLiveNeverReported(t *testing.T) {
 	must(t, err)
 	if list[0].Liveness != usage.Offline || list[0].Age != 2*time.Hour || *list[0].Latest.PowerW != 1500 {
 		t.Fatalf("offline meter %+v", list[0])
+	}
+}
+
+// A water meter's registers count litres: its history, CSV, chart, live
+// state and manual-entry messages say litres and kilolitres, never Wh.
+func TestWaterMeterUnits(t *testing.T) {
+	w := newWorld(t, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	_, err := w.pool.Exec(ctx, `UPDATE meters SET model = 'water-litre' WHERE id = $1`, w.meter)
+	must(t, err)
+	ist, _ := time.LoadLocation("Asia/Kolkata")
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, ist)
+	w.readings(t, w.meter, start, 48, 120_000, 25) // 25 L an hour
+	day, err := w.svc.History(ctx, w.scope(w.consumer), usage.HistoryQuery{ConnectionID: w.conn, Granularity: usage.Day, From: start, To: start.AddDate(0, 0, 2)})
+	must(t, err)
+	if day.Kind != meter.KindWater || day.Points[1].ConsumptionWh != 24*25 {
+		t.Fatalf("series kind %v, points %+v", day.Kind, day.Points)
+	}
+	var csv bytes.Buffer
+	must(t, usage.WriteCSV(&csv, day))
+	header, _, _ := strings.Cut(csv.String(), "\n")
+	if header != "bucket_start,bucket_end,consumption_l,export_l,avg_power_w,max_power_w,last_import_l,samples" {
+		t.Errorf("csv header %q", header)
+	}
+	svg, err := usage.SVG(day, "Daily use")
+	must(t, err)
+	if !bytes.Contains(svg, []byte(">kL<")) || bytes.Contains(svg, []byte("kWh")) {
+		t.Errorf("svg axis is not in kL: %s", svg)
+	}
+	live, err := w.svc.Live(ctx, w.scope(w.consumer), usage.LiveFilter{}, account.Page{})
+	must(t, err)
+	if len(live) != 1 || live[0].Kind != meter.KindWater {
+		t.Fatalf("live %+v", live)
+	}
+	imp := func(v int64) *int64 { return &v }
+	_, err = w.svc.Record(ctx, w.consumer, w.scope(w.consumer), usage.EntryInput{ConnectionID: w.conn, Time: w.now, ImportWh: imp(100_000)})
+	var ve *account.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Fields[0].Message, "100000 L is lower than the previous reading of 121175 L") || strings.Contains(ve.Fields[0].Message, "Wh") {
+		t.Errorf("backwards water reading: %v", err)
+	}
+	// An electricity meter's series stays in Wh and kWh.
+	_, err = w.pool.Exec(ctx, `UPDATE meters SET model = 'sdm120' WHERE id = $1`, w.meter)
+	must(t, err)
+	day, err = w.svc.History(ctx, w.scope(w.consumer), usage.HistoryQuery{ConnectionID: w.conn, Granularity: usage.Day, From: start, To: start.AddDate(0, 0, 2)})
+	must(t, err)
+	csv.Reset()
+	must(t, usage.WriteCSV(&csv, day))
+	svg, err = usage.SVG(day, "Daily use")
+	must(t, err)
+	if day.Kind != meter.KindElectricity || !strings.HasPrefix(csv.String(), "bucket_start,bucket_end,consumption_wh,") || !bytes.Contains(svg, []byte(">kWh<")) {
+		t.Errorf("electricity: kind %v, csv %.80s", day.Kind, csv.String())
 	}
 }
