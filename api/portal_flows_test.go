@@ -277,3 +277,33 @@ func TestPortalAccountFlows(t *testing.T) {
 	wantContains(t, r, "This account is locked")
 	wantPage(t, v3.post("/login", url.Values{"email": {email}, "password": {password}}), http.StatusLocked, "AccountLocked")
 }
+
+// TestPortalReturnFromAnotherSite: a browser that arrives from another
+// site (a payment provider's return link) sends no SameSite=Strict
+// cookies, so it is sent back here once from this site; without a session
+// it then logs in and lands where it was going.
+func TestPortalReturnFromAnotherSite(t *testing.T) {
+	ps := newPortalStack(t, portalOptions{})
+	u := ps.staffUser("demo", "hop@demo.example.com", account.RoleConsumer, "")
+	v := ps.visitor(t)
+	target := "/payments?from=provider"
+	r := v.get(target, "Sec-Fetch-Site", "cross-site")
+	wantPage(t, r, http.StatusOK, "")
+	wantContains(t, r, `href="/payments?from=provider&amp;_hop=1" data-autofollow`)
+	r = v.get(target+"&_hop=1", "Sec-Fetch-Site", "same-origin")
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/login?next="+url.QueryEscape(target) {
+		t.Fatalf("after the hop: %d %s", r.Status, r.Header.Get("Location"))
+	}
+	login := v.get(r.Header.Get("Location"))
+	wantContains(t, login, `name="next" value="/payments?from=provider"`)
+	r = v.post("/login", url.Values{"email": {u.Email}, "password": {password}, "next": {target}})
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != target {
+		t.Fatalf("login: %d %s", r.Status, r.Header.Get("Location"))
+	}
+	// Only paths on this site are followed.
+	v2 := ps.visitor(t)
+	r = v2.post("/login", url.Values{"email": {u.Email}, "password": {password}, "next": {"https://evil.example/"}})
+	if r.Header.Get("Location") != "/" {
+		t.Fatalf("followed %s", r.Header.Get("Location"))
+	}
+}
