@@ -34,9 +34,10 @@ import (
 // two HttpOnly, SameSite=Strict cookies (Secure over TLS) that scripts
 // cannot read. A request authenticates with the access token like an API
 // call; when it has expired the refresh token is exchanged for new ones.
-// Requests that arrive together with the same refresh token (a page and
-// its htmx poll) share one exchange, so the rotation's reuse detection
-// does not end the session. Logout revokes the session.
+// Requests that arrive together from one browser with the same refresh
+// token (a page and its htmx poll) share one exchange, so the rotation's
+// reuse detection does not end the session; the same token from another
+// client still does. Logout revokes the session.
 //
 // CSRF: every state-changing request must carry the token of the
 // meterd_csrf cookie (double submit: a hidden _csrf form field, or the
@@ -382,7 +383,9 @@ func (p *Portal) authenticate(c *fiber.Ctx, a account.Actor) (account.Principal,
 }
 
 // refreshFlight is one refresh-token exchange, shared by the requests that
-// present the same refresh token within refreshShare.
+// present the same refresh token from the same client (address and user
+// agent) within refreshShare. A copy of the token presented from anywhere
+// else is a second use, which ends the session.
 type refreshFlight struct {
 	done chan struct{}
 	s    account.Session
@@ -391,12 +394,12 @@ type refreshFlight struct {
 }
 
 const (
-	refreshShare      = 30 * time.Second
+	refreshShare      = 10 * time.Second
 	refreshFlightsMax = 10_000
 )
 
 func (p *Portal) refresh(ctx context.Context, a account.Actor, token string) (account.Session, error) {
-	key := tokenKey(token)
+	key := tokenKey(token + "\x00" + a.Address + "\x00" + a.UserAgent)
 	now := time.Now()
 	p.mu.Lock()
 	for k, f := range p.flights {

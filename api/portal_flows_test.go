@@ -99,13 +99,26 @@ func TestPortalSessionCookies(t *testing.T) {
 	}
 	wantPage(t, v.get("/profile"), http.StatusOK, "") // v's own jar got the new pair too
 
+	// The old refresh token from another client is a stolen copy: the
+	// session ends for everyone.
+	ps.clock.Advance(20 * time.Minute)
+	thief := ps.visitor(t)
+	thief.c.Jar.SetCookies(base, cookies)
+	if r := thief.get("/profile", "User-Agent", "another browser"); r.Status != http.StatusSeeOther {
+		t.Fatalf("a stolen refresh token worked: %d", r.Status)
+	}
+	if r := v.get("/profile"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
+		t.Fatalf("the session survived the reuse of its refresh token: %d", r.Status)
+	}
+	v.login(u.Email)
+
 	// Logging out ends the session: a copy of its cookies no longer works.
 	old := v.c.Jar.Cookies(base)
 	r = v.post("/logout", nil)
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
 		t.Fatalf("logout: %d", r.Status)
 	}
-	thief := ps.visitor(t)
+	thief = ps.visitor(t)
 	thief.c.Jar.SetCookies(base, old)
 	if r := thief.get("/profile"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
 		t.Fatalf("a copy of the logged-out cookies still works: %d", r.Status)
