@@ -19,7 +19,7 @@ func TestDeployManifestsUseRealSettings(t *testing.T) {
 	envName := regexp.MustCompile(`\$(METERD_[A-Z0-9_]+|DATABASE_URL)\]`)
 	for _, c := range commands() {
 		out := &syncBuffer{}
-		run(context.Background(), []string{c.name, "--help"}, func(string) string { return "" }, out, out)
+		run(context.Background(), []string{c.Name, "--help"}, func(string) string { return "" }, out, out)
 		for _, m := range envName.FindAllStringSubmatch(out.String(), -1) {
 			known[m[1]] = true
 		}

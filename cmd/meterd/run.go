@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"slices"
-	"strings"
+
+	"github.com/meterd/meterd/cmd/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -23,61 +21,30 @@ type env struct {
 	stderr io.Writer
 }
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, e env, args []string) error
+// flags are the commands' flags: each with an environment variable.
+type flags = cli.Flags
+
+func newFlags(name, usage string, getenv func(string) string, stderr io.Writer) *flags {
+	return cli.NewFlags(name, usage, getenv, stderr)
 }
 
-func commands() []command {
-	return []command{
-		{"dev", "run everything on this machine: private PostgreSQL, migrations, API, jobs (make run)", runDev},
-		{"serve", "run the API and background workers against $DATABASE_URL", runServe},
-		{"ingest", "run the ingestion gateway alone against $DATABASE_URL", runIngest},
-		{"migrate", "apply database migrations and report the storage profile", runMigrate},
-		{"keys", "generate key files; re-encrypt personal data after a key rotation", runKeys},
-		{"billrun", "run a bill run for a tenant's cycle with a progress bar; list and re-run dead letters", runBillrun},
-		{"billing", "billing tools: quote a tariff, publish and list tariff versions, write a bill's PDF", runBilling},
-		{"version", "print the version", runVersion},
+func commands() []cli.Command[env] {
+	return []cli.Command[env]{
+		{Name: "dev", Summary: "run everything on this machine: private PostgreSQL, migrations, API, jobs (make run)", Run: runDev},
+		{Name: "serve", Summary: "run the API and background workers against $DATABASE_URL", Run: runServe},
+		{Name: "ingest", Summary: "run the ingestion gateway alone against $DATABASE_URL", Run: runIngest},
+		{Name: "migrate", Summary: "apply database migrations and report the storage profile", Run: runMigrate},
+		{Name: "keys", Summary: "generate key files; re-encrypt personal data after a key rotation", Run: runKeys},
+		{Name: "billrun", Summary: "run a bill run for a tenant's cycle with a progress bar; list and re-run dead letters", Run: runBillrun},
+		{Name: "billing", Summary: "billing tools: quote a tariff, publish and list tariff versions, write a bill's PDF", Run: runBilling},
+		{Name: "version", Summary: "print the version", Run: runVersion},
 	}
 }
 
 // run executes one meterd command and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
-	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	i := slices.IndexFunc(cmds, func(c command) bool { return c.name == args[0] })
-	if i < 0 {
-		fmt.Fprintf(stderr, "meterd: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
-		return 2
-	}
-	err := cmds[i].run(ctx, e, args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "meterd %s: %v\n", args[0], err)
-		return 1
-	}
-	return 0
-}
-
-func usage(w io.Writer, cmds []command) {
-	var b strings.Builder
-	b.WriteString("meterd — smart-meter ingestion gateway and utility billing backend\n\nUsage: meterd <command> [flags]\n\nCommands:\n")
-	for _, c := range cmds {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
-	}
-	b.WriteString("\nRun 'meterd <command> --help' for a command's flags.\n")
-	fmt.Fprint(w, b.String())
+	p := cli.Program[env]{Name: "meterd", Title: "smart-meter ingestion gateway and utility billing backend", Commands: commands()}
+	return p.Run(ctx, env{getenv: getenv, stdout: stdout, stderr: stderr}, args, stderr)
 }
 
 func runVersion(_ context.Context, e env, args []string) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meterd/meterd/cmd/internal/cli"
 	"github.com/meterd/meterd/simulator"
 )
 
@@ -117,7 +118,7 @@ func (c *fleetFlags) config(start time.Time) (simulator.Config, error) {
 	ft := &cfg.Faults
 	ft.LateBy, ft.GapLength, ft.SpikeLength, ft.SpikeFactor = c.lateBy, c.gapLength, c.spikeLength, c.spikeFactor
 	ft.StuckLength, ft.RolloverAfter, ft.SlowReplyDelay = c.stuckLength, c.rolloverAfter, c.slowDelay
-	for _, kv := range splitList(c.faults) {
+	for _, kv := range cli.SplitList(c.faults) {
 		name, rate, ok := strings.Cut(kv, "=")
 		if !ok {
 			return cfg, fmt.Errorf("--faults: %q is not kind=rate", kv)
@@ -132,7 +133,7 @@ func (c *fleetFlags) config(start time.Time) (simulator.Config, error) {
 		}
 		ft.SetRate(k, r)
 	}
-	for _, item := range splitList(c.schedule) {
+	for _, item := range cli.SplitList(c.schedule) {
 		parts := strings.Split(item, "@")
 		if len(parts) != 3 {
 			return cfg, fmt.Errorf("--fault-schedule: %q is not kind@meter@time[+duration]", item)

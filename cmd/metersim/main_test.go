@@ -34,9 +34,9 @@ func metersim(t *testing.T, args ...string) (int, string, string) {
 
 func TestHelp(t *testing.T) {
 	for _, c := range commands() {
-		code, _, stderr := metersim(t, c.name, "--help")
-		if code != 0 || !strings.Contains(stderr, "Usage: metersim "+c.name) {
-			t.Errorf("%s --help: exit %d, output %q", c.name, code, stderr)
+		code, _, stderr := metersim(t, c.Name, "--help")
+		if code != 0 || !strings.Contains(stderr, "Usage: metersim "+c.Name) {
+			t.Errorf("%s --help: exit %d, output %q", c.Name, code, stderr)
 		}
 	}
 	if code, _, _ := metersim(t); code != 2 {

@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
-	"strings"
+
+	"github.com/meterd/meterd/cmd/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -21,19 +20,20 @@ type env struct {
 	stderr io.Writer
 }
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, e env, args []string) error
+// flags are the commands' flags: each with an environment variable.
+type flags = cli.Flags
+
+func newFlags(name, usage string, getenv func(string) string, stderr io.Writer) *flags {
+	return cli.NewFlags(name, usage, getenv, stderr)
 }
 
-func commands() []command {
-	return []command{
-		{"run", "publish a simulated fleet's readings over MQTT (live, or a time-warp backfill)", runRun},
-		{"modbus", "serve a simulated fleet's meters over Modbus TCP", runModbus},
-		{"provision", "create the fleet's tenant and meters in a meterd database", runProvision},
-		{"verify", "compare a database with a run's manifest: lost, duplicated, wrong readings", runVerify},
-		{"version", "print the version", runVersion},
+func commands() []cli.Command[env] {
+	return []cli.Command[env]{
+		{Name: "run", Summary: "publish a simulated fleet's readings over MQTT (live, or a time-warp backfill)", Run: runRun},
+		{Name: "modbus", Summary: "serve a simulated fleet's meters over Modbus TCP", Run: runModbus},
+		{Name: "provision", Summary: "create the fleet's tenant and meters in a meterd database", Run: runProvision},
+		{Name: "verify", Summary: "compare a database with a run's manifest: lost, duplicated, wrong readings", Run: runVerify},
+		{Name: "version", Summary: "print the version", Run: runVersion},
 	}
 }
 
@@ -41,42 +41,9 @@ func commands() []command {
 var errVerifyFailed = errors.New("verification failed")
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
-	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	i := slices.IndexFunc(cmds, func(c command) bool { return c.name == args[0] })
-	if i < 0 {
-		fmt.Fprintf(stderr, "metersim: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
-		return 2
-	}
-	err := cmds[i].run(ctx, e, args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errVerifyFailed):
-		return 1
-	case err != nil:
-		fmt.Fprintf(stderr, "metersim %s: %v\n", args[0], err)
-		return 1
-	}
-	return 0
-}
-
-func usage(w io.Writer, cmds []command) {
-	var b strings.Builder
-	b.WriteString("metersim — a virtual smart-meter fleet for tests, demos and load\n\nUsage: metersim <command> [flags]\n\nCommands:\n")
-	for _, c := range cmds {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
-	}
-	b.WriteString("\nRun 'metersim <command> --help' for a command's flags.\n")
-	fmt.Fprint(w, b.String())
+	p := cli.Program[env]{Name: "metersim", Title: "a virtual smart-meter fleet for tests, demos and load", Commands: commands(),
+		Reported: []error{errVerifyFailed}}
+	return p.Run(ctx, env{getenv: getenv, stdout: stdout, stderr: stderr}, args, stderr)
 }
 
 func runVersion(_ context.Context, e env, args []string) error {
