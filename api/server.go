@@ -104,6 +104,11 @@ type Deps struct {
 	// Now is the clock for response fields computed at request time
 	// (token lifetimes, SLA breaches). Default time.Now.
 	Now func() time.Time
+	// Listener, when set, is where Start serves instead of listening on
+	// Config.Addr: the caller opened it early to know the address before
+	// the server starts (meterd dev derives its public URL from it). The
+	// server closes it when it stops.
+	Listener net.Listener
 }
 
 func (d Deps) now() func() time.Time {
@@ -194,12 +199,15 @@ func proxyHeader(trusted []string) string {
 // Start. It must not be used after Start.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Start listens and serves in the background; it returns once the
-// listener is open.
+// Start listens (or takes Deps.Listener) and serves in the background; it
+// returns once the listener is open.
 func (s *Server) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("api: listen: %w", err)
+	ln := s.deps.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("api: listen: %w", err)
+		}
 	}
 	s.ln = ln
 	go func() {

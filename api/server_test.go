@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -256,5 +257,36 @@ func TestServerStartStop(t *testing.T) {
 	if resp, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Error("server still answers after Stop")
+	}
+}
+
+// A listener opened by the caller is served on (its address known before
+// Start) and closed by Stop.
+func TestServerGivenListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:1"}, Deps{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != ln.Addr().String() {
+		t.Fatalf("serving on %s, want the given %s", s.Addr(), ln.Addr())
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the given listener still accepts after Stop")
 	}
 }

@@ -338,6 +338,8 @@ type demoLogins struct {
 	admin        string
 	consumerCode string
 	meter        string
+	tenantID     int64
+	connectionID int64 // the consumer's electricity connection
 }
 
 func (d demoLogins) banner() string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,16 @@ func runDev(ctx context.Context, e env, args []string) error {
 		c.serve.api.defaultTenant = demoTenant
 	}
 	c.serve.api.logVerificationLinks = true
+	if !f.IsSet("public-url") {
+		// Links in emails go where dev actually listens (another port,
+		// 127.0.0.1:0): the listener opens now; the server serves on it.
+		ln, err := net.Listen("tcp", c.serve.http.Addr)
+		if err != nil {
+			return fmt.Errorf("http: listen: %w", err)
+		}
+		defer func() { _ = ln.Close() }() // in case the server never starts
+		c.serve.listener, c.serve.api.publicURL = ln, devPublicURL(ln.Addr())
+	}
 	c.serve.payments.devDefaults()
 	migrateCfg := schema.Config{Profile: schema.Profile(c.prof), RollupTimeZone: c.tz, Logger: log.With("component", "migrate")}
 	if err := migrateCfg.Validate(); err != nil {
@@ -124,11 +135,14 @@ func runDev(ctx context.Context, e env, args []string) error {
 		demo, err = seedDemo(ctx, stack.api.services, c.dataDir)
 		return err
 	}})
+	walk := &demoWalkthrough{pools: pools, upkeep: c.serve.upkeep, dataDir: c.dataDir, logins: &demo, log: log.With("component", "demo")}
+	g.Add("demo history", lifecycle.Funcs{StartFunc: walk.backfill})
 	var billingDemo string
 	g.Add("billing demo", lifecycle.Funcs{StartFunc: func(ctx context.Context) error {
 		billingDemo, err = seedBillingDemo(ctx, pools, log.With("component", "billing"))
 		return err
 	}})
+	g.Add("demo bill", lifecycle.Funcs{StartFunc: walk.findBill})
 	// The gateway: embedded broker, MQTT source, Modbus poller, writer;
 	// and a small simulated fleet so readings arrive from the start.
 	if c.gateway.spoolDir == "" {
@@ -157,6 +171,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(&b, "  Portal      http://%s/  (consumers; staff at /staff; log in with the demo logins below)\n", srv.Addr())
 		b.WriteString(demo.banner())
 		b.WriteString(billingDemo)
+		b.WriteString(walk.banner(srv.Addr(), stack.payments.sbx != nil))
 		b.WriteString(stack.payments.banner())
 		if u := gw.BrokerURL(); u != "" {
 			fmt.Fprintf(&b, "  MQTT        %s  (embedded broker; meters log in with their own credentials)\n", u)

@@ -98,8 +98,9 @@ func seedDemo(ctx context.Context, svc api.Services, dataDir string) (demoLogins
 		}
 		props = []account.Property{p}
 	}
+	d.tenantID = t.ID
 	if len(props[0].Connections) > 0 {
-		d.consumerCode = props[0].Connections[0].ConsumerCode
+		d.consumerCode, d.connectionID = props[0].Connections[0].ConsumerCode, props[0].Connections[0].ID
 	}
 	if b, err := os.ReadFile(secretFile); err == nil {
 		d.meter += " (MQTT " + strings.TrimSpace(string(b)) + ")"

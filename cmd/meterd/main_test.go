@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,11 +118,46 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-var apiLine = regexp.MustCompile(`API\s+http://(\S+)`)
+var (
+	apiLine  = regexp.MustCompile(`API\s+http://(\S+)`)
+	billLine = regexp.MustCompile(`bill (\S+) for (\S+): (\S+) due \S+, issued — http://(\S+)/bills/(\d+) `)
+)
+
+// devEmails returns the text of the emails the dev notification sink
+// captured for to.
+func devEmails(t *testing.T, addr, to string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/dev/notifications")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Messages []struct {
+			Channel string   `json:"channel"`
+			To      []string `json:"to"`
+			Text    string   `json:"text"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range body.Messages {
+		if m.Channel == "email" && slices.Contains(m.To, to) {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
 
 // TestDev runs `meterd dev` as `make run` does: it becomes ready with a
 // storage profile, stops cleanly on Ctrl-C with its PostgreSQL gone, and
-// a second run reuses the data.
+// a second run reuses the data. On a fresh data directory the demo
+// consumer's meter gets months of simulated readings and the last complete
+// month is billed: the banner names the bill and how to pay it, and the
+// bill's email links to the address dev listens on (an ephemeral port
+// here, not the public-URL default); the second run bills nothing again.
 func TestDev(t *testing.T) {
 	dir := t.TempDir()
 	// The postgres OS user must be able to reach the data directory.
@@ -129,6 +165,7 @@ func TestDev(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"dev", "--data-dir", filepath.Join(dir, "state"), "--pg-port", "0", "--http-addr", "127.0.0.1:0", "--log-level", "debug"}
+	var bill string
 	for i, wantNew := range []bool{true, false} {
 		t.Run(fmt.Sprintf("run %d", i+1), func(t *testing.T) {
 			p := start(t, nil, args...)
@@ -149,6 +186,33 @@ func TestDev(t *testing.T) {
 			}
 			if got := strings.Contains(p.stderr.String(), "initialised a new PostgreSQL cluster"); got != wantNew {
 				t.Errorf("initialised a new cluster: %v, want %v", got, wantNew)
+			}
+			banner := p.stdout.String()
+			m := billLine.FindStringSubmatch(banner)
+			if m == nil || m[4] != addr || !strings.Contains(banner, "log in at http://"+addr+"/login as consumer@demo.meterd.test") ||
+				!strings.Contains(banner, "/bills/"+m[5]+"/pay") || !strings.Contains(banner, "simulated readings every 15m0s since") {
+				t.Fatalf("banner does not offer the demo bill:\n%s", banner)
+			}
+			if wantNew {
+				bill = m[1]
+				if !strings.Contains(banner, "bill run 1 for "+m[2]+": 1 billed") {
+					t.Errorf("the first run did not bill %s:\n%s", m[2], banner)
+				}
+				var link string
+				p.waitFor(t, "the bill's email", func() bool {
+					for _, text := range devEmails(t, addr, "consumer@demo.meterd.test") {
+						if strings.Contains(text, bill) {
+							link = text
+							return true
+						}
+					}
+					return false
+				})
+				if !strings.Contains(link, "http://"+addr+"/bills/"+m[5]) || strings.Contains(link, "localhost:8080") {
+					t.Errorf("the bill's email does not link to http://%s/bills/%s:\n%s", addr, m[5], link)
+				}
+			} else if m[1] != bill || strings.Contains(banner, "bill run") {
+				t.Errorf("second run: bill %s (first %s), or billed again:\n%s", m[1], bill, banner)
 			}
 			if code := p.stop(t); code != 0 {
 				t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr.String())

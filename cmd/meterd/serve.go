@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ type serveConfig struct {
 	payments paymentsConfig
 	workers  int
 	shutdown time.Duration
+	// listener, when set, is the HTTP listener opened before the stack
+	// (meterd dev, to know its address); nil: the server listens on
+	// http.Addr when it starts.
+	listener net.Listener
 }
 
 // register declares the flags; httpAddr is the role's default address.
@@ -80,7 +85,7 @@ type serveStack struct {
 // callers can mount more.
 func addServeStack(g *lifecycle.Group, c serveConfig, log *slog.Logger, reg *prometheus.Registry) (serveStack, error) {
 	pools := &poolComponent{url: c.db.url, maxConns: c.db.maxConns}
-	srv, err := api.New(c.http, api.Deps{Logger: log.With("component", "http"), Registry: reg, Ready: readiness(pools), Version: version})
+	srv, err := api.New(c.http, api.Deps{Logger: log.With("component", "http"), Registry: reg, Ready: readiness(pools), Version: version, Listener: c.listener})
 	if err != nil {
 		return serveStack{}, err
 	}

@@ -436,3 +436,43 @@ func (s *Store) Installations(ctx context.Context, scope account.Scope, connecti
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (account.Installation, error) { return scanInstallation(r) })
 	return list, translate(err, "installations")
 }
+
+// BackdateService moves the start of a connection's service back to at:
+// the connection's connected_at and, when its current meter is the only
+// one it and the meter have had, that installation's installed_at and the
+// meter's installed_at, each only when later than at. It is for loading
+// history that predates the records (meterd dev backfills its demo
+// consumer's meter with months of simulated readings); it is not audited.
+// It reports whether anything moved; an unknown connection is
+// account.ErrConnectionNotFound.
+func (s *Store) BackdateService(ctx context.Context, tenantID, connectionID int64, at time.Time) (bool, error) {
+	moved := false
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var since time.Time
+		if err := tx.QueryRow(ctx, `SELECT connected_at FROM connections WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, connectionID).Scan(&since); err != nil {
+			return notFound(err, account.ErrConnectionNotFound, "connection")
+		}
+		if since.After(at) {
+			if _, err := tx.Exec(ctx, `UPDATE connections SET connected_at = $2, updated_at = now() WHERE id = $1`, connectionID, at); err != nil {
+				return err
+			}
+			moved = true
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `WITH i AS (
+				UPDATE meter_installations i SET installed_at = $2
+				WHERE i.connection_id = $1 AND i.removed_at IS NULL AND i.installed_at > $2
+				  AND NOT EXISTS (SELECT 1 FROM meter_installations o WHERE o.id <> i.id AND (o.connection_id = i.connection_id OR o.meter_id = i.meter_id))
+				RETURNING i.meter_id),
+			m AS (UPDATE meters m SET installed_at = $2 FROM i WHERE m.id = i.meter_id AND m.installed_at > $2 RETURNING m.id)
+			SELECT (SELECT count(*) FROM i) + (SELECT count(*) FROM m)`, connectionID, at).Scan(&n); err != nil {
+			return err
+		}
+		moved = moved || n > 0
+		return nil
+	})
+	if errors.Is(err, account.ErrConnectionNotFound) {
+		return false, err
+	}
+	return moved, translate(err, "backdate service")
+}

@@ -538,3 +538,70 @@ func TestKeyRotationReencrypt(t *testing.T) {
 		t.Fatalf("second pass re-encrypted %d (%v)", n, err)
 	}
 }
+
+// BackdateService moves a connection's service start, and its only
+// meter's installation, back; it leaves later starts and a connection
+// with an earlier meter's history alone.
+func TestBackdateService(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	store := accountpg.New(f.pool)
+	u := f.registerVerified(t, "backdate@example.com")
+	consumer := account.Actor{Principal: account.Principal{TenantID: f.t1.ID, UserID: u.ID, Role: account.RoleConsumer}}
+	cs := account.OwnerSelfOrTenant.ScopeFor(consumer.Principal)
+	admin := account.Actor{Principal: account.Principal{TenantID: f.t1.ID, Role: account.RoleAdmin}}
+	as := account.OwnerTenant.ScopeFor(admin.Principal)
+	if _, err := f.svc.ProvisionMeter(ctx, admin, as, account.MeterInput{ExternalID: "b-1", Serial: "SN-B1", Model: "sdm120", Protocol: account.ProtocolMQTT}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.AddProperty(ctx, consumer, cs, account.PropertyInput{Label: "Home", Address: account.Address{Line1: "1 Hill Road", City: "Pune", PostalCode: "411001"},
+		Connections: []account.ConnectionInput{{MeterNumber: "SN-B1", TariffPlan: "domestic-lt"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := p.Connections[0].ID
+	starts := func() (connected, installed, meter time.Time) {
+		t.Helper()
+		if err := f.pool.QueryRow(ctx, `SELECT c.connected_at, i.installed_at, m.installed_at FROM connections c
+			JOIN meter_installations i ON i.connection_id = c.id AND i.removed_at IS NULL JOIN meters m ON m.id = i.meter_id
+			WHERE c.id = $1`, conn).Scan(&connected, &installed, &meter); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	back := time.Now().UTC().AddDate(0, -3, 0).Truncate(time.Hour)
+	moved, err := store.BackdateService(ctx, f.t1.ID, conn, back)
+	if err != nil || !moved {
+		t.Fatalf("backdate: %v, %v", moved, err)
+	}
+	if c, i, m := starts(); !c.Equal(back) || !i.Equal(back) || !m.Equal(back) {
+		t.Fatalf("starts %v %v %v, want %v", c, i, m, back)
+	}
+	// Again, or to a later time: nothing moves.
+	for _, at := range []time.Time{back, back.Add(24 * time.Hour)} {
+		if moved, err := store.BackdateService(ctx, f.t1.ID, conn, at); err != nil || moved {
+			t.Errorf("backdate to %v again: %v, %v", at, moved, err)
+		}
+	}
+	// After a replacement the installations keep their history: only the
+	// connection's start moves.
+	m2, err := f.svc.ProvisionMeter(ctx, admin, as, account.MeterInput{ExternalID: "b-2", Serial: "SN-B2", Model: "sdm120", Protocol: account.ProtocolMQTT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Hour)
+	if _, err := f.svc.InstallMeter(ctx, admin, as, conn, account.InstallInput{MeterID: m2.Meter.ID}); err != nil {
+		t.Fatal(err)
+	}
+	earlier := back.AddDate(0, -1, 0)
+	if moved, err := store.BackdateService(ctx, f.t1.ID, conn, earlier); err != nil || !moved {
+		t.Fatalf("backdate after a replacement: %v, %v", moved, err)
+	}
+	if c, i, _ := starts(); !c.Equal(earlier) || i.Equal(earlier) {
+		t.Errorf("after a replacement: connected %v, installed %v", c, i)
+	}
+	// Another tenant's connection is not found.
+	if _, err := store.BackdateService(ctx, f.t2.ID, conn, earlier); !errors.Is(err, account.ErrConnectionNotFound) {
+		t.Errorf("other tenant: %v", err)
+	}
+}
