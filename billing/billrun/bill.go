@@ -81,32 +81,43 @@ func fail(format string, args ...any) postgres.Outcome {
 	return postgres.Outcome{Kind: postgres.Failed, Reason: fmt.Sprintf(format, args...)}
 }
 
-func (b *Biller) one(in *postgres.Input) postgres.Outcome {
-	run, c := b.Run, in.Connection
-	if run.Service != "electricity" {
-		return b.municipalOne(in)
-	}
+// connectedPart returns the part of the run's period the connection is
+// billed for (from its connection day, to its disconnection day), or why
+// it is not billed at all: no tariff plan, still pending, connected after
+// or disconnected before the period. Every service bills by these rules.
+func connectedPart(run postgres.Run, c postgres.Connection) (billing.Period, string) {
 	switch {
 	case c.TariffPlan == "":
-		return skip("no tariff plan assigned")
+		return billing.Period{}, "no tariff plan assigned"
 	case c.Status == "pending":
-		return skip("connection pending: not connected yet")
+		return billing.Period{}, "connection pending: not connected yet"
 	}
-	// The connection's part of the run's period.
 	p := run.Period
 	if cd := billing.DateOf(c.ConnectedAt, run.Location); cd.After(p.To) {
-		return skip("connected after the period")
+		return billing.Period{}, "connected after the period"
 	} else if cd.After(p.From) {
 		p.From = cd
 	}
 	if c.DisconnectedAt != nil {
 		dd := billing.DateOf(*c.DisconnectedAt, run.Location)
 		if dd.Before(p.From) {
-			return skip("disconnected before the period")
+			return billing.Period{}, "disconnected before the period"
 		}
 		if dd.Before(p.To) {
 			p.To = dd
 		}
+	}
+	return p, ""
+}
+
+func (b *Biller) one(in *postgres.Input) postgres.Outcome {
+	run, c := b.Run, in.Connection
+	if run.Service != "electricity" {
+		return b.municipalOne(in)
+	}
+	p, reason := connectedPart(run, c)
+	if reason != "" {
+		return skip(reason)
 	}
 	// The period's demand, if an earlier run created it.
 	var existing *postgres.LedgerDemand

@@ -33,26 +33,9 @@ func (b *Biller) municipalOne(in *postgres.Input) postgres.Outcome {
 	if !ok {
 		return fail("service %q has no municipal calculator", run.Service)
 	}
-	switch {
-	case c.TariffPlan == "":
-		return skip("no tariff plan assigned")
-	case c.Status == "pending":
-		return skip("connection pending: not connected yet")
-	}
-	p := run.Period
-	if cd := billing.DateOf(c.ConnectedAt, run.Location); cd.After(p.To) {
-		return skip("connected after the period")
-	} else if cd.After(p.From) {
-		p.From = cd
-	}
-	if c.DisconnectedAt != nil {
-		dd := billing.DateOf(*c.DisconnectedAt, run.Location)
-		if dd.Before(p.From) {
-			return skip("disconnected before the period")
-		}
-		if dd.Before(p.To) {
-			p.To = dd
-		}
+	p, reason := connectedPart(run, c)
+	if reason != "" {
+		return skip(reason)
 	}
 	version, ok := b.Plans.At(c.TariffPlan, p.From)
 	if !ok {
