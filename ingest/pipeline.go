@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meterd/meterd/ingest/internal/wait"
 	"github.com/meterd/meterd/meter"
 	"github.com/meterd/meterd/meter/payload"
 	"github.com/meterd/meterd/meter/postgres"
@@ -427,7 +428,7 @@ func (p *Pipeline) retry(ctx context.Context, rows []meter.Reading, f func(ctx c
 		if p.errLog.allow() {
 			p.log.Warn("database write failed; retrying", "err", err, "attempt", attempt+1)
 		}
-		if !sleepCtx(ctx, backoff(p.cfg.RetryMin, p.cfg.RetryMax, attempt)) {
+		if !wait.Sleep(ctx, backoff(p.cfg.RetryMin, p.cfg.RetryMax, attempt)) {
 			return ctx.Err()
 		}
 	}
@@ -489,18 +490,6 @@ func backoff(lo, hi time.Duration, attempt int) time.Duration {
 	}
 	d = min(d, hi)
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx sleeps for d or until ctx ends; it reports whether it slept.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // limiter is a weighted semaphore: acquire blocks until n units are free.

@@ -15,6 +15,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/meterd/meterd/ingest"
+	"github.com/meterd/meterd/ingest/internal/wait"
 	"github.com/meterd/meterd/ingest/spool"
 	"github.com/meterd/meterd/meter"
 	"github.com/meterd/meterd/meter/postgres"
@@ -538,7 +539,7 @@ func (b *bus) run(ctx context.Context) {
 		if skipped > 0 {
 			b.p.m.skipped.WithLabelValues(d.name).Add(float64(skipped))
 		}
-		if b.gap > 0 && !sleep(ctx, b.gap) {
+		if b.gap > 0 && !wait.Sleep(ctx, b.gap) {
 			return
 		}
 	}
@@ -620,7 +621,7 @@ func (b *bus) read(ctx context.Context, d *device) (meter.Reading, []postgres.Re
 			partial = true
 			continue
 		}
-		if i > 0 && b.gap > 0 && !sleep(ctx, b.gap) {
+		if i > 0 && b.gap > 0 && !wait.Sleep(ctx, b.gap) {
 			return meter.Reading{}, nil, ctx.Err()
 		}
 		ts := time.Now()
@@ -684,17 +685,6 @@ func (b *bus) setSpecs(d *device, blk *regmap.Block, words []uint16) {
 			b.p.specs.SetCounterSpec(d.meterID, q.f, spec)
 			d.specSet = true
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meterd/meterd/ingest"
+	"github.com/meterd/meterd/ingest/internal/wait"
 	"github.com/meterd/meterd/meter/payload"
 )
 
@@ -323,7 +324,7 @@ func (s *Source) onPublish(pr paho.PublishReceived) (bool, error) {
 		if attempt == 0 {
 			s.log.Warn("cannot resolve meter; holding the message", "err", err)
 		}
-		if !sleep(s.ctx, min(time.Duration(attempt+1)*200*time.Millisecond, 5*time.Second)) {
+		if !wait.Sleep(s.ctx, min(time.Duration(attempt+1)*200*time.Millisecond, 5*time.Second)) {
 			return true, nil
 		}
 	}
@@ -364,10 +365,10 @@ func (s *Source) Stop(ctx context.Context) error {
 	s.pendMu.Lock()
 	s.stopped.Store(true)
 	s.pendMu.Unlock()
-	wait := ctx
+	drain := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		wait, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+		drain, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
 		defer cancel()
 	}
 	done := make(chan struct{})
@@ -375,8 +376,8 @@ func (s *Source) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 		// Let paho's ack loop send the last acknowledgements.
-		sleep(ctx, 3*ackInterval)
-	case <-wait.Done():
+		wait.Sleep(ctx, 3*ackInterval)
+	case <-drain.Done():
 	}
 	s.cancel()
 	s.subMu.Lock()
@@ -389,15 +390,4 @@ func (s *Source) Stop(ctx context.Context) error {
 		return fmt.Errorf("mqtt: disconnect: %w", err)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
