@@ -87,11 +87,14 @@ type Components struct {
 	Logger    *slog.Logger
 }
 
-// pending are the states in which a second copy of a periodic job is
-// pointless (River requires available, pending, running and scheduled).
-var pending = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+// oneQueued are the insert options of a periodic job: a few attempts, and
+// no second copy while one is available, pending, running, retryable or
+// scheduled (River requires the first three and scheduled in the set).
+func oneQueued() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+	}}}
 }
 
 // PumpArgs is the notification pump.
@@ -102,7 +105,7 @@ func (PumpArgs) Kind() string { return "notify.pump" }
 
 // InsertOpts keeps one pump queued at a time.
 func (PumpArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: pending}}
+	return oneQueued()
 }
 
 // DeliverArgs is one delivery attempt.
@@ -126,7 +129,7 @@ func (RemindersArgs) Kind() string { return "notify.reminders" }
 
 // InsertOpts keeps one queued at a time.
 func (RemindersArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: pending}}
+	return oneQueued()
 }
 
 // ScanHourlyArgs is the detector's hourly scan.
@@ -137,7 +140,7 @@ func (ScanHourlyArgs) Kind() string { return "alerts.scan_hourly" }
 
 // InsertOpts keeps one queued at a time.
 func (ScanHourlyArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: pending}}
+	return oneQueued()
 }
 
 // ScanDailyArgs is the detector's daily scan.
@@ -148,7 +151,7 @@ func (ScanDailyArgs) Kind() string { return "alerts.scan_daily" }
 
 // InsertOpts keeps one queued at a time.
 func (ScanDailyArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: pending}}
+	return oneQueued()
 }
 
 // AddWorkers registers the workers of the given components and returns
@@ -174,12 +177,12 @@ func AddWorkers(w *river.Workers, cfg Config, c Components) ([]*river.PeriodicJo
 		every(cfg.PumpEvery, PumpArgs{})
 	}
 	if c.Reminders != nil {
-		river.AddWorker(w, &remindersWorker{r: c.Reminders, log: log})
+		river.AddWorker(w, &countWorker[RemindersArgs]{run: c.Reminders.Run, timeout: 10 * time.Minute, log: log, msg: "reminders enqueued", key: "count"})
 		every(cfg.RemindersEvery, RemindersArgs{})
 	}
 	if c.Scanner != nil {
-		river.AddWorker(w, &scanHourlyWorker{s: c.Scanner, log: log})
-		river.AddWorker(w, &scanDailyWorker{s: c.Scanner, log: log})
+		river.AddWorker(w, &countWorker[ScanHourlyArgs]{run: c.Scanner.ScanHourly, timeout: 30 * time.Minute, log: log, msg: "hourly usage scan", key: "findings"})
+		river.AddWorker(w, &countWorker[ScanDailyArgs]{run: c.Scanner.ScanDaily, timeout: time.Hour, log: log, msg: "daily usage scan", key: "findings"})
 		every(cfg.HourlyScanEvery, ScanHourlyArgs{})
 		every(cfg.DailyScanEvery, ScanDailyArgs{})
 	}
@@ -237,50 +240,23 @@ func (w *deliverWorker) Work(ctx context.Context, j *river.Job[DeliverArgs]) err
 	return err
 }
 
-type remindersWorker struct {
-	river.WorkerDefaults[RemindersArgs]
-	r   Reminders
-	log *slog.Logger
+// countWorker runs a periodic job's pass and logs what it counted, when it
+// counted anything: the reminder scheduler and the detector's scans.
+type countWorker[T river.JobArgs] struct {
+	river.WorkerDefaults[T]
+	run     func(context.Context) (int, error)
+	timeout time.Duration
+	log     *slog.Logger
+	msg     string // "reminders enqueued"
+	key     string // "count"
 }
 
-func (w *remindersWorker) Timeout(*river.Job[RemindersArgs]) time.Duration { return 10 * time.Minute }
+func (w *countWorker[T]) Timeout(*river.Job[T]) time.Duration { return w.timeout }
 
-func (w *remindersWorker) Work(ctx context.Context, _ *river.Job[RemindersArgs]) error {
-	n, err := w.r.Run(ctx)
+func (w *countWorker[T]) Work(ctx context.Context, _ *river.Job[T]) error {
+	n, err := w.run(ctx)
 	if n > 0 {
-		w.log.Info("reminders enqueued", "count", n)
-	}
-	return err
-}
-
-type scanHourlyWorker struct {
-	river.WorkerDefaults[ScanHourlyArgs]
-	s   Scanner
-	log *slog.Logger
-}
-
-func (w *scanHourlyWorker) Timeout(*river.Job[ScanHourlyArgs]) time.Duration { return 30 * time.Minute }
-
-func (w *scanHourlyWorker) Work(ctx context.Context, _ *river.Job[ScanHourlyArgs]) error {
-	n, err := w.s.ScanHourly(ctx)
-	if n > 0 {
-		w.log.Info("hourly usage scan", "findings", n)
-	}
-	return err
-}
-
-type scanDailyWorker struct {
-	river.WorkerDefaults[ScanDailyArgs]
-	s   Scanner
-	log *slog.Logger
-}
-
-func (w *scanDailyWorker) Timeout(*river.Job[ScanDailyArgs]) time.Duration { return time.Hour }
-
-func (w *scanDailyWorker) Work(ctx context.Context, _ *river.Job[ScanDailyArgs]) error {
-	n, err := w.s.ScanDaily(ctx)
-	if n > 0 {
-		w.log.Info("daily usage scan", "findings", n)
+		w.log.Info(w.msg, w.key, n)
 	}
 	return err
 }

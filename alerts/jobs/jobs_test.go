@@ -32,9 +32,29 @@ func (c countingReminders) Run(context.Context) (int, error) {
 	return 0, nil
 }
 
+// countingScanner counts the detector's scans, each reporting one finding.
+type countingScanner struct{ hourly, daily chan struct{} }
+
+func (c countingScanner) ScanHourly(context.Context) (int, error) {
+	select {
+	case c.hourly <- struct{}{}:
+	default:
+	}
+	return 1, nil
+}
+
+func (c countingScanner) ScanDaily(context.Context) (int, error) {
+	select {
+	case c.daily <- struct{}{}:
+	default:
+	}
+	return 1, nil
+}
+
 // A real River client runs the periodic pump, which inserts one delivery
 // job per due delivery; the delivery workers send the outbox's messages
-// to an SMTP server; the reminder job runs on its schedule.
+// to an SMTP server; the reminder job and both scans run on their
+// schedules.
 func TestRiverDelivers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -68,7 +88,8 @@ func TestRiverDelivers(t *testing.T) {
 	}
 	runs := countingReminders{runs: make(chan struct{}, 1)}
 	workers := river.NewWorkers()
-	periodic, err := jobs.AddWorkers(workers, jobs.Config{PumpEvery: time.Second}, jobs.Components{Notifier: engine, Reminders: runs})
+	scans := countingScanner{hourly: make(chan struct{}, 1), daily: make(chan struct{}, 1)}
+	periodic, err := jobs.AddWorkers(workers, jobs.Config{PumpEvery: time.Second}, jobs.Components{Notifier: engine, Reminders: runs, Scanner: scans})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +125,13 @@ func TestRiverDelivers(t *testing.T) {
 	case <-runs.runs:
 	case <-ctx.Done():
 		t.Fatal("the reminder job did not run")
+	}
+	for name, ran := range map[string]chan struct{}{"hourly": scans.hourly, "daily": scans.daily} {
+		select {
+		case <-ran:
+		case <-ctx.Done():
+			t.Fatalf("the %s scan job did not run", name)
+		}
 	}
 	// Every outbox row is sent once, and River ran one delivery job per
 	// delivery.
