@@ -175,11 +175,24 @@ func (a *apiComponent) Stop(context.Context) error { return nil }
 
 // apiRegistrar registers the API's periodic jobs: purging ended sessions
 // and tokens, and assigning queued support tickets (a backstop: tickets are
-// assigned at once whenever staff free up).
+// assigned at once whenever staff free up). They run on the API's
+// services, which exist once the component has started.
 func apiRegistrar(a *apiComponent, log *slog.Logger) registrar {
 	return func(_ context.Context, w *river.Workers) ([]*river.PeriodicJob, error) {
-		river.AddWorker(w, &purgeWorker{a: a, log: log})
-		river.AddWorker(w, &assignWorker{a: a, log: log})
+		river.AddWorker(w, &funcWorker[purgeArgs]{fn: func(ctx context.Context) error {
+			n, err := a.services.Accounts.PurgeExpired(ctx)
+			if n > 0 {
+				log.Info("purged ended sessions and tokens", "rows", n)
+			}
+			return err
+		}})
+		river.AddWorker(w, &funcWorker[assignArgs]{fn: func(ctx context.Context) error {
+			n, err := a.services.Support.AssignQueued(ctx)
+			if n > 0 {
+				log.Info("assigned queued support tickets", "tickets", n)
+			}
+			return err
+		}})
 		return []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 				func() (river.JobArgs, *river.InsertOpts) { return purgeArgs{}, nil },
@@ -195,43 +208,17 @@ type purgeArgs struct{}
 
 func (purgeArgs) Kind() string { return "accounts.purge_expired" }
 
-type purgeWorker struct {
-	river.WorkerDefaults[purgeArgs]
-	a   *apiComponent
-	log *slog.Logger
-}
-
-func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
-	n, err := w.a.services.Accounts.PurgeExpired(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		w.log.Info("purged ended sessions and tokens", "rows", n)
-	}
-	return nil
-}
-
 type assignArgs struct{}
 
 func (assignArgs) Kind() string { return "support.assign_queued" }
 
-type assignWorker struct {
-	river.WorkerDefaults[assignArgs]
-	a   *apiComponent
-	log *slog.Logger
+// funcWorker is a job whose work is fn.
+type funcWorker[T river.JobArgs] struct {
+	river.WorkerDefaults[T]
+	fn func(context.Context) error
 }
 
-func (w *assignWorker) Work(ctx context.Context, _ *river.Job[assignArgs]) error {
-	n, err := w.a.services.Support.AssignQueued(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		w.log.Info("assigned queued support tickets", "tickets", n)
-	}
-	return nil
-}
+func (w *funcWorker[T]) Work(ctx context.Context, _ *river.Job[T]) error { return w.fn(ctx) }
 
 // devKeys points the API at key files in the dev data directory, creating
 // them (mode 0600) on first use, unless key files were configured.
