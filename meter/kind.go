@@ -28,36 +28,27 @@ func KindOf(model string) Kind {
 	return KindElectricity
 }
 
-// String returns "electricity" or "water".
-func (k Kind) String() string {
+// kindUnits are a kind's words: its name, its register unit, a thousand
+// of those, and what the import register measures.
+type kindUnits struct{ name, unit, kilo, consumption string }
+
+func (k Kind) units() kindUnits {
 	if k == KindWater {
-		return "water"
+		return kindUnits{"water", "L", "kL", "volume"}
 	}
-	return "electricity"
+	return kindUnits{"electricity", "Wh", "kWh", "energy"}
 }
 
+// String returns "electricity" or "water".
+func (k Kind) String() string { return k.units().name }
+
 // Unit is the unit of one register count: "Wh" or "L".
-func (k Kind) Unit() string {
-	if k == KindWater {
-		return "L"
-	}
-	return "Wh"
-}
+func (k Kind) Unit() string { return k.units().unit }
 
 // KiloUnit is the unit of a thousand register counts, the one people read
 // consumption in: "kWh" or "kL".
-func (k Kind) KiloUnit() string {
-	if k == KindWater {
-		return "kL"
-	}
-	return "kWh"
-}
+func (k Kind) KiloUnit() string { return k.units().kilo }
 
 // Consumption names what the import register measures: "energy" or
 // "volume".
-func (k Kind) Consumption() string {
-	if k == KindWater {
-		return "volume"
-	}
-	return "energy"
-}
+func (k Kind) Consumption() string { return k.units().consumption }

@@ -40,11 +40,11 @@ func billOf(t *testing.T, f *fixture, conn int64, from billing.Date) (id int64, 
 	return
 }
 
-// TV18 on an electricity connection: an overpayment becomes advance, the
-// next demand consumes it on creation and its bill shows it.
-func TestLedgerAdvanceConsumedByNextDemand(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// oneElectricityConnection is a tenant with the lt-domestic plan and one
+// connection using 5 kWh a day over April and May 2024, billed for the
+// periods given, and the runner.
+func oneElectricityConnection(t *testing.T, periods ...billing.Period) (*fixture, *postgres.Store, *Runner, []int64) {
+	t.Helper()
 	pool := newPool(t)
 	f := newFixture(t, pool)
 	f.days = 61
@@ -55,9 +55,43 @@ func TestLedgerAdvanceConsumedByNextDemand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil); err != nil {
+	for _, p := range periods {
+		if _, err := runner.Execute(context.Background(), newRun(t, store, f, postgres.TriggerCLI, p, 10).ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f, store, runner, ids
+}
+
+// sewerageAprilBills is a tenant with the pb sewerage masters and a
+// residential connection with four water closets per code, billed for
+// April on 1 May (60 each, due 16 May), and the runner.
+func sewerageAprilBills(t *testing.T, codes ...string) (*fixture, *postgres.Store, *Runner, []int64) {
+	t.Helper()
+	f := newFixture(t, newPool(t))
+	store := postgres.NewStore(f.pool, postgres.Deps{})
+	f.publishMasters(store, "sewerage", "pb", "v1", billing.NewDate(2024, 4, 1), pbMasters(t, "sewerage", nil))
+	ids := make([]int64, len(codes))
+	for i, code := range codes {
+		ids[i] = f.municipalConnection("sewerage", mconn{code: code, plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
+	}
+	runner, err := NewRunner(store, Config{}, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := runner.Execute(context.Background(), municipalRun(t, store, f, "sewerage", postgres.TriggerCLI, april, billing.NewDate(2024, 5, 1), 10).ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	return f, store, runner, ids
+}
+
+// TV18 on an electricity connection: an overpayment becomes advance, the
+// next demand consumes it on creation and its bill shows it.
+func TestLedgerAdvanceConsumedByNextDemand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, store, runner, ids := oneElectricityConnection(t, april)
+	pool := f.pool
 	aprBill, total, _, _, _ := billOf(t, f, ids[0], april.From)
 	if !total.Equal(dec("515")) {
 		t.Fatalf("April total %s", total)
@@ -99,21 +133,8 @@ func TestLedgerAdvanceConsumedByNextDemand(t *testing.T) {
 func TestLedgerArrearsAndPartPayment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	f := newFixture(t, pool)
-	f.days = 61
-	store := postgres.NewStore(pool, postgres.Deps{})
-	f.publish(store, "lt-domestic")
-	ids := f.addConnections([]conn{{plan: "lt-domestic", kwhPerDay: 5}})
-	runner, err := NewRunner(store, Config{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []billing.Period{april, may} {
-		if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, p, 10).ID, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f, store, _, ids := oneElectricityConnection(t, april, may)
+	pool := f.pool
 	// April is due 20 May; May's bill is issued 5 June: 16 days late,
 	// 18% p.a. on 515 → 4.06.
 	mayBill, total, arrears, _, _ := billOf(t, f, ids[0], may.From)
@@ -145,7 +166,7 @@ func TestLedgerArrearsAndPartPayment(t *testing.T) {
 		t.Errorf("after paying the rest: %+v", rest)
 	}
 	// A reversal re-opens the bills.
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		r, err := store.ReverseCollection(ctx, tx, f.tenant, "part-2", "refund-part-2")
 		if err != nil {
 			return err
@@ -244,19 +265,8 @@ func paidOf(t *testing.T, f *fixture, bill int64) (decimal.Decimal, string) {
 func TestLedgerPaidAfterSurchargeAppended(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	f := newFixture(t, pool)
-	f.days = 61
-	store := postgres.NewStore(pool, postgres.Deps{})
-	f.publish(store, "lt-domestic")
-	ids := f.addConnections([]conn{{plan: "lt-domestic", kwhPerDay: 5}})
-	runner, err := NewRunner(store, Config{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runner.Execute(ctx, newRun(t, store, f, postgres.TriggerCLI, april, 10).ID, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, store, runner, ids := oneElectricityConnection(t, april)
+	pool := f.pool
 	aprBill, _, _, _, _ := billOf(t, f, ids[0], april.From)
 	post(t, f, store, postgres.Payment{TenantID: f.tenant, BillID: aprBill, Reference: "part-1", Amount: dec("200")})
 	if paid, status := paidOf(t, f, aprBill); !paid.Equal(dec("200")) || status != "partially_paid" {
@@ -292,7 +302,7 @@ func TestLedgerPaidAfterSurchargeAppended(t *testing.T) {
 	}
 	// Reversing the payment made before May's bill was issued takes it
 	// back from April's bill only: May's bill presented what was left.
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		_, err := store.ReverseCollection(ctx, tx, f.tenant, "part-1", "refund-part-1")
 		return err
 	})
@@ -315,20 +325,8 @@ func TestLedgerPaidAfterSurchargeAppended(t *testing.T) {
 func TestLedgerPaidAfterTimeBasedAndAdhoc(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	f := newFixture(t, pool)
-	store := postgres.NewStore(pool, postgres.Deps{})
-	f.publishMasters(store, "sewerage", "pb", "v1", billing.NewDate(2024, 4, 1), pbMasters(t, "sewerage", nil))
-	late := f.municipalConnection("sewerage", mconn{code: "SW/L", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	part := f.municipalConnection("sewerage", mconn{code: "SW/Q", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	adhoc := f.municipalConnection("sewerage", mconn{code: "SW/H", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	runner, err := NewRunner(store, Config{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runner.Execute(ctx, municipalRun(t, store, f, "sewerage", postgres.TriggerCLI, april, billing.NewDate(2024, 5, 1), 10).ID, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, store, _, ids := sewerageAprilBills(t, "SW/L", "SW/Q", "SW/H")
+	late, part, adhoc := ids[0], ids[1], ids[2]
 	check := func(what string, bill int64, wantPaid, wantStatus string) {
 		t.Helper()
 		if paid, status := paidOf(t, f, bill); !paid.Equal(dec(wantPaid)) || status != wantStatus {

@@ -518,20 +518,8 @@ func TestMunicipalTimeBasedTV09(t *testing.T) {
 func TestMunicipalTimeBasedBeforePaymentAndBill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	f := newFixture(t, pool)
-	store := postgres.NewStore(pool, postgres.Deps{})
-	f.publishMasters(store, "sewerage", "pb", "v1", billing.NewDate(2024, 4, 1), pbMasters(t, "sewerage", nil))
-	paid := f.municipalConnection("sewerage", mconn{code: "SW/P", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	late := f.municipalConnection("sewerage", mconn{code: "SW/L", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	arrears := f.municipalConnection("sewerage", mconn{code: "SW/A", plan: "pb", usage: "RESIDENTIAL", closets: iptr(4)})
-	runner, err := NewRunner(store, Config{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runner.Execute(ctx, municipalRun(t, store, f, "sewerage", postgres.TriggerCLI, april, billing.NewDate(2024, 5, 1), 10).ID, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, store, runner, ids := sewerageAprilBills(t, "SW/P", "SW/L", "SW/A")
+	paid, late, arrears := ids[0], ids[1], ids[2]
 	// Due 16 May. SW/P pays on time; SW/L pays 60 on 20 May: penalty 6 and
 	// interest 3 are due first and take 9 of it.
 	bill, _, _, _, _ := billOf(t, f, paid, april.From)

@@ -84,21 +84,10 @@ func TestRender(t *testing.T) {
 		t.Errorf("rendered bill hash %s, golden %s (inspect testdata/bill.pdf after -update)", strings.TrimSpace(sum), strings.TrimSpace(string(want)))
 	}
 
-	if _, err := exec.LookPath("pdftotext"); err != nil {
-		t.Skip("pdftotext (poppler-utils) is not installed")
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "bill.pdf")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	text, err := exec.Command("pdftotext", "-layout", path, "-").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	text, path := pdfToText(t, out)
 	for _, want := range []string{"Total payable", "₹2,731.56", "20 June 2024", "DEMO-DISCOM/2024-25/000042", "ESTIMATED",
 		"Asha Rao", "E000042", "SDM120-000042", "12200 kWh", "12525 kWh", "325 kWh", "₹1,519.06", "−₹50.00", "Scan to pay"} {
-		if !strings.Contains(string(text), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("pdftotext output lacks %q:\n%s", want, text)
 		}
 	}
@@ -162,25 +151,23 @@ func TestQRCodeScans(t *testing.T) {
 	}
 }
 
-// pdfText renders b and returns pdftotext's layout text.
-func pdfText(t *testing.T, b *Bill) string {
+// pdfToText writes a rendered PDF to a temporary file and returns
+// pdftotext's layout text and the file; the test is skipped without
+// poppler-utils.
+func pdfToText(t *testing.T, pdf []byte) (string, string) {
 	t.Helper()
 	if _, err := exec.LookPath("pdftotext"); err != nil {
 		t.Skip("pdftotext (poppler-utils) is not installed")
 	}
-	out, err := Render(b, payee)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "bill.pdf")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
+	path := filepath.Join(t.TempDir(), "doc.pdf")
+	if err := os.WriteFile(path, pdf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	text, err := exec.Command("pdftotext", "-layout", path, "-").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(text)
+	return string(text), path
 }
 
 // A water bill's registers count litres: readings, consumption and the
@@ -189,18 +176,11 @@ func pdfText(t *testing.T, b *Bill) string {
 func TestRenderUnitsFollowMeterKind(t *testing.T) {
 	d := decimal.RequireFromString
 	prev, cur := int64(120_000), int64(135_500)
-	water := &Bill{
-		TenantName: "Demo Municipal Corporation", Currency: "INR", Service: "water",
-		Number: "DEMO/2024-25/000007", Status: "issued",
-		IssueDate: billing.NewDate(2024, 5, 1), DueDate: billing.NewDate(2024, 5, 16),
-		Period:       billing.Period{From: billing.NewDate(2024, 4, 1), To: billing.NewDate(2024, 4, 30)},
-		ConsumerName: "Asha Rao", ConsumerCode: "WS/107/000007", PropertyLabel: "Home",
-		MeterSerial: "WM-0007", TariffPlan: "ws-metered", TariffVersion: "v1",
-		PreviousReadWh: &prev, CurrentReadWh: &cur, ConsumptionWh: 15_500,
-		Lines:   []billing.BillLine{{Section: billing.SectionCurrent, Code: "WS_CHARGE", Description: "Water charge: 15.5 kL graduated (slab 1)", Amount: d("186")}},
-		Totals:  billing.BillTotals{Current: d("186"), Total: d("186"), MinimumPayable: d("186")},
-		History: []UsageBar{{Label: "Mar 24", KWh: d("14.2")}, {Label: "Apr 24", KWh: d("15.5")}},
-	}
+	water := sampleBill()
+	water.Service, water.MeterSerial, water.TariffPlan = "water", "WM-0007", "ws-metered"
+	water.PreviousReadWh, water.CurrentReadWh, water.ConsumptionWh, water.Estimated = &prev, &cur, 15_500, false
+	water.Lines = []billing.BillLine{{Section: billing.SectionCurrent, Code: "WS_CHARGE", Description: "Water charge: 15.5 kL graduated (slab 1)", Amount: d("186")}}
+	water.History = []UsageBar{{Label: "Mar 24", KWh: d("14.2")}, {Label: "Apr 24", KWh: d("15.5")}}
 	tests := []struct {
 		name    string
 		give    *Bill
@@ -217,7 +197,11 @@ func TestRenderUnitsFollowMeterKind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := pdfText(t, tt.give)
+			out, err := Render(tt.give, payee)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, _ := pdfToText(t, out)
 			for _, w := range tt.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("lacks %q:\n%s", w, text)

@@ -63,54 +63,39 @@ func (f *Flags) String(p *string, name, env, def, usage string) {
 
 // Int declares an integer flag.
 func (f *Flags) Int(p *int, name, env string, def int, usage string) {
-	if v, ok := f.env(name, env); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not an integer", env, v))
-		} else {
-			def = n
-		}
-	}
-	f.fs.IntVar(p, name, def, describe(usage, env))
+	f.fs.IntVar(p, name, fromEnv(f, name, env, def, strconv.Atoi, "an integer"), describe(usage, env))
 }
 
 // Duration declares a duration flag ("30s", "5m").
 func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v, ok := f.env(name, env); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a duration (e.g. 30s, 5m)", env, v))
-		} else {
-			def = d
-		}
-	}
-	f.fs.DurationVar(p, name, def, describe(usage, env))
+	f.fs.DurationVar(p, name, fromEnv(f, name, env, def, time.ParseDuration, "a duration (e.g. 30s, 5m)"), describe(usage, env))
 }
 
 // Float declares a floating-point flag.
 func (f *Flags) Float(p *float64, name, env string, def float64, usage string) {
-	if v, ok := f.env(name, env); ok {
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a number", env, v))
-		} else {
-			def = x
-		}
-	}
-	f.fs.Float64Var(p, name, def, describe(usage, env))
+	parse := func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
+	f.fs.Float64Var(p, name, fromEnv(f, name, env, def, parse, "a number"), describe(usage, env))
 }
 
 // Bool declares a boolean flag.
 func (f *Flags) Bool(p *bool, name, env string, def bool, usage string) {
-	if v, ok := f.env(name, env); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("$%s: %q is not a boolean", env, v))
-		} else {
-			def = b
-		}
+	f.fs.BoolVar(p, name, fromEnv(f, name, env, def, strconv.ParseBool, "a boolean"), describe(usage, env))
+}
+
+// fromEnv returns the flag's default: its variable parsed when set, else
+// def. A variable that does not parse is recorded for Parse to report
+// ("$VAR: "x" is not an integer").
+func fromEnv[T any](f *Flags, name, env string, def T, parse func(string) (T, error), what string) T {
+	v, ok := f.env(name, env)
+	if !ok {
+		return def
 	}
-	f.fs.BoolVar(p, name, def, describe(usage, env))
+	x, err := parse(v)
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("$%s: %q is not %s", env, v, what))
+		return def
+	}
+	return x
 }
 
 // List declares a comma-separated string list; empty items are dropped.
