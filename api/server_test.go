@@ -286,7 +286,7 @@ func TestServerGivenListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Error("the given listener still accepts after Stop")
 	}
 }
