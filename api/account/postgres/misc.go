@@ -11,6 +11,8 @@ import (
 	"github.com/meterd/meterd/api/audit"
 	auditpg "github.com/meterd/meterd/api/audit/postgres"
 	"github.com/meterd/meterd/api/outbox"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 // PutReminder implements account.Store.
@@ -45,13 +47,13 @@ func (s *Store) PutReminder(ctx context.Context, r account.Reminder, e audit.Ent
 
 // ListReminders implements account.Store.
 func (s *Store) ListReminders(ctx context.Context, scope account.Scope) ([]account.Reminder, error) {
-	var w where
-	w.add("tenant_id = ?", scope.TenantID)
+	var w sqlwhere.Where
+	w.Add("tenant_id = ?", scope.TenantID)
 	if scope.UserID != 0 {
-		w.add("user_id = ?", scope.UserID)
+		w.Add("user_id = ?", scope.UserID)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, user_id, coalesce(bill_id, 0), days_before, channel, enabled, updated_at
-		FROM reminder_preferences WHERE `+w.String()+` ORDER BY id LIMIT 500`, w.args...)
+		FROM reminder_preferences WHERE `+w.String()+` ORDER BY id LIMIT 500`, w.Args()...)
 	if err != nil {
 		return nil, translate(err, "list reminders")
 	}

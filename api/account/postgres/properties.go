@@ -13,6 +13,8 @@ import (
 	"github.com/meterd/meterd/api/account"
 	"github.com/meterd/meterd/api/audit"
 	auditpg "github.com/meterd/meterd/api/audit/postgres"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 const connectionSelect = `SELECT c.id, c.tenant_id, c.property_id, p.user_id, c.service, c.consumer_code, c.status,
@@ -75,26 +77,26 @@ func collectConnections(rows pgx.Rows) ([]account.Connection, error) {
 // their connections in one round trip (a pipelined batch of two queries
 // over the same conditions).
 func (s *Store) ListProperties(ctx context.Context, scope account.Scope, ownerID int64, p account.Page) ([]account.SealedProperty, error) {
-	var w where
-	w.add("tenant_id = ?", scope.TenantID)
+	var w sqlwhere.Where
+	w.Add("tenant_id = ?", scope.TenantID)
 	if scope.UserID != 0 {
-		w.add("user_id = ?", scope.UserID)
+		w.Add("user_id = ?", scope.UserID)
 	}
 	if ownerID != 0 {
-		w.add("user_id = ?", ownerID)
+		w.Add("user_id = ?", ownerID)
 	}
-	w.add("id > ?", p.After)
+	w.Add("id > ?", p.After)
 	page := `SELECT id, tenant_id, user_id, label, address_enc, created_at FROM properties
-		WHERE ` + w.String() + ` ORDER BY id LIMIT ` + w.next(p.Limit)
+		WHERE ` + w.String() + ` ORDER BY id LIMIT ` + w.Next(p.Limit)
 	var props []account.SealedProperty
 	var conns []account.Connection
 	batch := &pgx.Batch{}
-	batch.Queue(page, w.args...).Query(func(rows pgx.Rows) error {
+	batch.Queue(page, w.Args()...).Query(func(rows pgx.Rows) error {
 		var err error
 		props, err = pgx.CollectRows(rows, scanProperty)
 		return err
 	})
-	batch.Queue(connectionSelect+` WHERE c.property_id IN (SELECT id FROM (`+page+`) pg) ORDER BY c.id`, w.args...).Query(func(rows pgx.Rows) error {
+	batch.Queue(connectionSelect+` WHERE c.property_id IN (SELECT id FROM (`+page+`) pg) ORDER BY c.id`, w.Args()...).Query(func(rows pgx.Rows) error {
 		var err error
 		conns, err = collectConnections(rows)
 		return err

@@ -12,6 +12,8 @@ import (
 	auditpg "github.com/meterd/meterd/api/audit/postgres"
 	"github.com/meterd/meterd/api/outbox"
 	outboxpg "github.com/meterd/meterd/api/outbox/postgres"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 const userColumns = `u.id, u.tenant_id, u.email, u.role, coalesce(u.department, ''), u.status, u.password_hash,
@@ -83,13 +85,13 @@ func (s *Store) UserByID(ctx context.Context, tenantID, userID int64) (account.U
 
 // ListUsers implements account.Store.
 func (s *Store) ListUsers(ctx context.Context, tenantID int64, role account.Role, p account.Page) ([]account.User, error) {
-	var w where
-	w.add("u.tenant_id = ?", tenantID)
+	var w sqlwhere.Where
+	w.Add("u.tenant_id = ?", tenantID)
 	if role != "" {
-		w.add("u.role = ?", string(role))
+		w.Add("u.role = ?", string(role))
 	}
-	w.add("u.id > ?", p.After)
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u WHERE `+w.String()+` ORDER BY u.id LIMIT `+w.next(p.Limit), w.args...)
+	w.Add("u.id > ?", p.After)
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u WHERE `+w.String()+` ORDER BY u.id LIMIT `+w.Next(p.Limit), w.Args()...)
 	if err != nil {
 		return nil, translate(err, "list users")
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meterd/meterd/api/audit"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 // Querier is what Write and Snapshot need: a transaction, a connection or
@@ -101,23 +103,23 @@ type Filter struct {
 
 // List returns the newest entries matching f, newest first.
 func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]audit.Entry, error) {
-	var w where
-	w.add("tenant_id = ?", f.TenantID)
+	var w sqlwhere.Where
+	w.Add("tenant_id = ?", f.TenantID)
 	if f.EntityType != "" {
-		w.add("entity_type = ?", f.EntityType)
+		w.Add("entity_type = ?", f.EntityType)
 	}
 	if f.EntityID != "" {
-		w.add("entity_id = ?", f.EntityID)
+		w.Add("entity_id = ?", f.EntityID)
 	}
 	if f.ActorID != 0 {
-		w.add("actor_user_id = ?", f.ActorID)
+		w.Add("actor_user_id = ?", f.ActorID)
 	}
 	if f.BeforeID != 0 {
-		w.add("id < ?", f.BeforeID)
+		w.Add("id < ?", f.BeforeID)
 	}
 	rows, err := pool.Query(ctx, `SELECT id, coalesce(tenant_id, 0), at, coalesce(actor_user_id, 0), actor_role,
 			action, entity_type, entity_id, before, after, coalesce(host(address), ''), request_id
-		FROM audit_log WHERE `+w.String()+` ORDER BY id DESC LIMIT `+w.next(f.Limit), w.args...)
+		FROM audit_log WHERE `+w.String()+` ORDER BY id DESC LIMIT `+w.Next(f.Limit), w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/meterd/meterd/api/outbox"
 	outboxpg "github.com/meterd/meterd/api/outbox/postgres"
 	"github.com/meterd/meterd/api/support"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 // Store is support.Store on a pgx pool.
@@ -282,24 +284,24 @@ func (s *Store) Ticket(ctx context.Context, scope account.Scope, id int64) (supp
 // ListTickets implements support.Store: newest first; Page.After is the
 // smallest id of the previous page.
 func (s *Store) ListTickets(ctx context.Context, scope account.Scope, f support.Filter, p account.Page) ([]support.Ticket, error) {
-	var w where
-	w.add("t.tenant_id = ?", scope.TenantID)
+	var w sqlwhere.Where
+	w.Add("t.tenant_id = ?", scope.TenantID)
 	if scope.UserID != 0 {
-		w.add("t.user_id = ?", scope.UserID)
+		w.Add("t.user_id = ?", scope.UserID)
 	}
 	if f.Status != "" {
-		w.add("t.status = ?", string(f.Status))
+		w.Add("t.status = ?", string(f.Status))
 	}
 	if f.AssigneeID != 0 {
-		w.add("t.assigned_staff_id = ?", f.AssigneeID)
+		w.Add("t.assigned_staff_id = ?", f.AssigneeID)
 	}
 	if f.Queued {
-		w.conds = append(w.conds, "t.awaiting_staff")
+		w.Cond("t.awaiting_staff")
 	}
 	if p.After != 0 {
-		w.add("t.id < ?", p.After)
+		w.Add("t.id < ?", p.After)
 	}
-	rows, err := s.pool.Query(ctx, ticketSelect+` WHERE `+w.String()+` ORDER BY t.id DESC LIMIT `+w.next(p.Limit), w.args...)
+	rows, err := s.pool.Query(ctx, ticketSelect+` WHERE `+w.String()+` ORDER BY t.id DESC LIMIT `+w.Next(p.Limit), w.Args()...)
 	if err != nil {
 		return nil, wrap(err, "list tickets")
 	}

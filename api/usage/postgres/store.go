@@ -18,6 +18,8 @@ import (
 	"github.com/meterd/meterd/api/usage"
 	"github.com/meterd/meterd/deploy/schema"
 	"github.com/meterd/meterd/meter"
+
+	"github.com/meterd/meterd/api/internal/sqlwhere"
 )
 
 // PartitionEnsurer creates readings partitions for a time range
@@ -47,8 +49,8 @@ func sourceName(s int16) string { return meter.Source(s).String() }
 
 // Live implements usage.Store.
 func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilter, p account.Page) ([]usage.Live, error) {
-	var w where
-	w.add("m.tenant_id = ?", scope.TenantID)
+	var w sqlwhere.Where
+	w.Add("m.tenant_id = ?", scope.TenantID)
 	// A consumer's meters are found from their properties (index on
 	// properties.user_id), staff's from the tenant's meters.
 	from := `meters m
@@ -60,22 +62,22 @@ func (s *Store) Live(ctx context.Context, scope account.Scope, f usage.LiveFilte
 		JOIN connections c ON c.property_id = pr.id AND c.status <> 'closed'
 		JOIN meter_installations i ON i.connection_id = c.id AND i.removed_at IS NULL
 		JOIN meters m ON m.id = i.meter_id`
-		w.add("pr.user_id = ?", scope.UserID)
+		w.Add("pr.user_id = ?", scope.UserID)
 	}
 	if f.MeterID != 0 {
-		w.add("m.id = ?", f.MeterID)
+		w.Add("m.id = ?", f.MeterID)
 	}
 	if f.ConnectionID != 0 {
-		w.add("c.id = ?", f.ConnectionID)
+		w.Add("c.id = ?", f.ConnectionID)
 	}
-	w.add("m.id > ?", p.After)
+	w.Add("m.id > ?", p.After)
 	rows, err := s.pool.Query(ctx, `SELECT m.id, m.external_id, m.serial, m.model, m.protocol, m.expected_interval,
 			coalesce(c.id, 0), coalesce(c.property_id, 0), coalesce(c.consumer_code, ''),
 			l.ts, l.received_at, l.last_seen, l.import_wh, l.export_wh, l.power_w, l.voltage_v, l.current_a,
 			l.frequency_hz, l.power_factor, l.source
 		FROM `+from+`
 		LEFT JOIN meter_latest l ON l.meter_id = m.id
-		WHERE `+w.String()+` ORDER BY m.id LIMIT `+w.next(p.Limit), w.args...)
+		WHERE `+w.String()+` ORDER BY m.id LIMIT `+w.Next(p.Limit), w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: live usage: %w", usage.ErrDataAccess, err)
 	}
@@ -131,12 +133,12 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 		table, unit = "readings_hourly", "hour"
 	}
 	var spans string
-	var w *where
+	var w *sqlwhere.Where
 	if connectionID == 0 && !scope.Owned() {
 		// Staff asking for a meter: its whole history.
-		w = &where{}
-		w.add("m.tenant_id = ?", scope.TenantID)
-		w.add("m.id = ?", meterID)
+		w = &sqlwhere.Where{}
+		w.Add("m.tenant_id = ?", scope.TenantID)
+		w.Add("m.id = ?", meterID)
 		spans = `SELECT m.id AS meter_id, m.model, 0::bigint AS connection_id, NULL::timestamptz AS installed_at,
 				NULL::timestamptz AS removed_at, NULL::bigint AS initial_import_wh, 0::float8 AS load
 			FROM meters m WHERE ` + w.String()
@@ -150,7 +152,7 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 			JOIN properties p ON p.id = c.property_id
 			WHERE ` + w.String()
 	}
-	pFrom, pTo, pTZ := w.next(from), w.next(to), w.next(loc.String())
+	pFrom, pTo, pTZ := w.Next(from), w.Next(to), w.Next(loc.String())
 	cols := `bucket, first_ts, last_ts, first_import_wh, last_import_wh, last_export_wh, import_delta_wh, export_delta_wh,
 		max_power_w, power_sum_w, power_samples, samples`
 	lo := `greatest(` + pFrom + `::timestamptz, date_trunc('` + unit + `', coalesce(s.installed_at, '-infinity'), ` + pTZ + `))`
@@ -167,7 +169,7 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 				ORDER BY r.bucket)
 		) b ON true
 		ORDER BY s.installed_at NULLS FIRST, s.meter_id, b.is_prev DESC NULLS LAST, b.bucket`
-	rows, err := s.pool.Query(ctx, q, w.args...)
+	rows, err := s.pool.Query(ctx, q, w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
 	}
@@ -233,15 +235,15 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 	}
 	if connectionID != 0 {
 		// A connection in scope without a meter has an empty history.
-		var w where
-		w.add("c.tenant_id = ?", scope.TenantID)
-		w.add("c.id = ?", connectionID)
+		var w sqlwhere.Where
+		w.Add("c.tenant_id = ?", scope.TenantID)
+		w.Add("c.id = ?", connectionID)
 		if scope.Owned() {
-			w.add("p.user_id = ?", scope.UserID)
+			w.Add("p.user_id = ?", scope.UserID)
 		}
 		var ok bool
 		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections c JOIN properties p ON p.id = c.property_id WHERE `+w.String()+`)`,
-			w.args...).Scan(&ok); err != nil {
+			w.Args()...).Scan(&ok); err != nil {
 			return nil, fmt.Errorf("%w: history: %w", usage.ErrDataAccess, err)
 		}
 		if ok {
@@ -253,17 +255,17 @@ func (s *Store) History(ctx context.Context, scope account.Scope, meterID, conne
 
 // installationScope selects the installations of a meter or connection
 // (one of them set) that scope reaches.
-func installationScope(scope account.Scope, meterID, connectionID int64) *where {
-	w := &where{}
-	w.add("i.tenant_id = ?", scope.TenantID)
+func installationScope(scope account.Scope, meterID, connectionID int64) *sqlwhere.Where {
+	w := &sqlwhere.Where{}
+	w.Add("i.tenant_id = ?", scope.TenantID)
 	if scope.UserID != 0 {
-		w.add("p.user_id = ?", scope.UserID)
+		w.Add("p.user_id = ?", scope.UserID)
 	}
 	if meterID != 0 {
-		w.add("i.meter_id = ?", meterID)
+		w.Add("i.meter_id = ?", meterID)
 	}
 	if connectionID != 0 {
-		w.add("i.connection_id = ?", connectionID)
+		w.Add("i.connection_id = ?", connectionID)
 	}
 	return w
 }
@@ -290,15 +292,15 @@ func (s *Store) RollupTimeZone(ctx context.Context) (*time.Location, error) {
 func (s *Store) EntryTarget(ctx context.Context, scope account.Scope, meterID, connectionID int64, at time.Time) (usage.Target, error) {
 	var t usage.Target
 	w := installationScope(scope, meterID, connectionID)
-	w.add("i.installed_at <= ?", at)
-	w.add("(i.removed_at IS NULL OR i.removed_at > ?)", at)
+	w.Add("i.installed_at <= ?", at)
+	w.Add("(i.removed_at IS NULL OR i.removed_at > ?)", at)
 	var model string
 	err := s.pool.QueryRow(ctx, `SELECT i.meter_id, m.model, i.connection_id, coalesce(c.sanctioned_load_kw, 0)::float8, i.installed_at
 		FROM meter_installations i
 		JOIN meters m ON m.id = i.meter_id
 		JOIN connections c ON c.id = i.connection_id
 		JOIN properties p ON p.id = c.property_id
-		WHERE `+w.String()+` ORDER BY i.installed_at DESC LIMIT 1`, w.args...).
+		WHERE `+w.String()+` ORDER BY i.installed_at DESC LIMIT 1`, w.Args()...).
 		Scan(&t.MeterID, &model, &t.ConnectionID, &t.SanctionedLoadKW, &t.InstalledAt)
 	if err == nil {
 		t.Kind = meter.KindOf(model)
