@@ -188,13 +188,13 @@ func TestVerificationLink(t *testing.T) {
 	key := "verify_email:abc"
 	secret, _ := fixture.Ring{}.Seal([]byte("tok/en+1"), "notification_outbox.secret:"+key)
 	fixture.Enqueue(t, h.pool, fixture.Outbox{TenantID: tenant, Event: alerts.EventVerifyEmail, Channel: "email", DedupeKey: key, Secret: secret,
-		Payload: map[string]any{"email": "new@example.org", "link_path": "/api/verify-email?token=", "expires_at": "2026-03-11T06:00:00Z"}})
+		Payload: map[string]any{"email": "new@example.org", "link_path": "/verify?token=", "expires_at": "2026-03-11T06:00:00Z"}})
 	e := h.engine(notify.Config{}, notify.Deps{Senders: []notify.Sender{h.emailSender()}})
 	if got := h.run(e); len(got) != 1 || got[0] != notify.OutcomeSent {
 		t.Fatalf("outcomes = %v", got)
 	}
 	m := h.log.All()[0]
-	if m.To[0] != "new@example.org" || !strings.Contains(m.Text, "https://power.example.com/api/verify-email?token=tok%2Fen%2B1") {
+	if m.To[0] != "new@example.org" || !strings.Contains(m.Text, "https://power.example.com/verify?token=tok%2Fen%2B1") {
 		t.Fatalf("to %v, text:\n%s", m.To, m.Text)
 	}
 }

@@ -9,7 +9,7 @@ import (
 // let a tenant override be checked before it is stored (Sample), and the
 // tests render every default with them.
 var samples = map[string]map[string]any{
-	"account.verify_email": {"email": "asha@example.com", "link_path": "/api/verify-email?token=", "expires_at": "2026-03-16T10:00:00Z"},
+	"account.verify_email": {"email": "asha@example.com", "link_path": "/verify?token=", "expires_at": "2026-03-16T10:00:00Z"},
 	"ticket.created": {"ticket_id": json.Number("42"), "subject": "Meter display blank", "category": "meter", "priority": "normal",
 		"status": "assigned", "sla_due_at": "2026-03-17T10:00:00Z", "awaiting_staff": false},
 	"ticket.assigned":       {"ticket_id": json.Number("42"), "subject": "Meter display blank", "status": "assigned", "assignee_name": "Ravi"},

@@ -113,7 +113,7 @@ func (s *Service) newVerification(tenantID int64, email string) (Verification, o
 		TenantID:  tenantID,
 		Event:     outbox.EventVerifyEmail,
 		Channel:   "email",
-		Payload:   map[string]any{"email": email, "link_path": "/api/verify-email?token=", "expires_at": ver.ExpiresAt.UTC()},
+		Payload:   map[string]any{"email": email, "link_path": "/verify?token=", "expires_at": ver.ExpiresAt.UTC()},
 		Secret:    sealed,
 		DedupeKey: key,
 	}
@@ -125,7 +125,7 @@ func (s *Service) logVerificationLink(t Tenant, email, token string) {
 		return
 	}
 	s.cfg.Logger.Info("email verification link (development only)", "tenant", t.Code, "email", email,
-		"link", strings.TrimRight(s.cfg.PublicURL, "/")+"/api/verify-email?token="+url.QueryEscape(token))
+		"link", strings.TrimRight(s.cfg.PublicURL, "/")+"/verify?token="+url.QueryEscape(token))
 }
 
 // LoginInput is a login attempt.
