@@ -2,9 +2,7 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,66 +11,28 @@ import (
 	alertspg "github.com/meterd/meterd/alerts/postgres"
 	"github.com/meterd/meterd/alerts/service"
 	"github.com/meterd/meterd/alerts/template"
-	"github.com/meterd/meterd/api"
 	"github.com/meterd/meterd/api/account"
-	accountpg "github.com/meterd/meterd/api/account/postgres"
 	"github.com/meterd/meterd/api/keyring"
-	"github.com/meterd/meterd/api/support"
-	supportpg "github.com/meterd/meterd/api/support/postgres"
-	"github.com/meterd/meterd/api/usage"
-	usagepg "github.com/meterd/meterd/api/usage/postgres"
-	"github.com/meterd/meterd/deploy/schema"
-	"github.com/meterd/meterd/deploy/schema/schematest"
 )
 
 // alertsStack is newStack with the alert and notification routes mounted
 // (alerts/service on alerts/postgres, tokens sealed with the field key).
 func alertsStack(t *testing.T) (*stack, *alertspg.Store) {
 	t.Helper()
-	ctx := context.Background()
-	pool := schematest.New(t)
-	ring, err := keyring.New([]keyring.Key{fieldKey})
-	must(t, err)
-	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}})
-	must(t, err)
-	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
-	must(t, err)
-	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring,
-		account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
-	must(t, err)
-	desk, err := support.New(supportpg.New(pool), support.Config{})
-	must(t, err)
-	st, err := schema.LoadStorage(ctx, pool)
-	must(t, err)
-	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
-	use, err := usage.New(usagepg.New(pool, func(ctx context.Context, from, to time.Time) error {
-		_, err := up.EnsurePartitions(ctx, from, to)
-		return err
-	}), usage.Config{})
-	must(t, err)
+	w := newWiring(t, nil)
+	svc := w.services()
+	svc.Usage = w.usage(t)
+	store := alertspg.New(w.pool)
+	svc.Notifications = notifications(t, store, w.ring)
+	return w.serve(t, "127.0.0.1:0", svc), store
+}
+
+// notifications is alerts/service on store, push tokens sealed with ring.
+func notifications(t testing.TB, store *alertspg.Store, ring *keyring.Ring) *service.Service {
+	t.Helper()
 	tpl, err := template.New()
 	must(t, err)
-	store := alertspg.New(pool)
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0"}, api.Deps{Version: "test"})
-	must(t, err)
-	svc := api.Services{Accounts: accounts, Support: desk, Usage: use, Notifications: service.New(store, ring, tpl, nil)}
-	must(t, srv.Mount(svc))
-	must(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-	})
-	s := &stack{t: t, pool: pool, srv: srv, base: "http://" + srv.Addr(), ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
-		client: &http.Client{Timeout: 30 * time.Second}}
-	raw, err := json.Marshal(srv.OpenAPI())
-	must(t, err)
-	must(t, json.Unmarshal(raw, &s.doc))
-	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
-		('demo', 'Demo Power', 'Asia/Kolkata', 'INR'), ('other', 'Other Utility', 'Asia/Kolkata', 'INR')`)
-	must(t, err)
-	return s, store
+	return service.New(store, ring, tpl, nil)
 }
 
 // alertResources are, per target, an alert on the owner's meter, a

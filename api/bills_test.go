@@ -5,28 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/meterd/meterd/api"
 	"github.com/meterd/meterd/api/account"
-	accountpg "github.com/meterd/meterd/api/account/postgres"
-	"github.com/meterd/meterd/api/keyring"
-	"github.com/meterd/meterd/api/support"
-	supportpg "github.com/meterd/meterd/api/support/postgres"
 	"github.com/meterd/meterd/billing"
 	"github.com/meterd/meterd/billing/billrun"
 	"github.com/meterd/meterd/billing/pdf"
 	billingpg "github.com/meterd/meterd/billing/postgres"
-	"github.com/meterd/meterd/deploy/schema"
-	"github.com/meterd/meterd/deploy/schema/schematest"
 )
 
 // testBilling implements api.Billing on billing's store; runs execute at
@@ -92,53 +81,14 @@ func (b *testBilling) DeadLetters(ctx context.Context, tenantID int64, service s
 	return b.store.DeadLetters(ctx, tenantID, service, true, limit)
 }
 
-// billingStack is newStack with the billing routes mounted.
+// billingStack is a stack with the billing routes mounted (without usage).
 func billingStack(t *testing.T) *stack {
 	t.Helper()
-	ctx := context.Background()
-	pool := schematest.New(t)
-	cfg := pool.Config().Copy()
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
-	bpool, err := pgxpool.NewWithConfig(ctx, cfg)
-	must(t, err)
-	t.Cleanup(bpool.Close)
-	ring, err := keyring.New([]keyring.Key{fieldKey})
-	must(t, err)
-	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}})
-	must(t, err)
-	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
-	must(t, err)
-	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring,
-		account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
-	must(t, err)
-	desk, err := support.New(supportpg.New(pool), support.Config{})
-	must(t, err)
-	st, err := schema.LoadStorage(ctx, pool)
-	must(t, err)
-	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
-	store := billingpg.NewStore(bpool, billingpg.Deps{})
-	runner, err := billrun.NewRunner(store, billrun.Config{}, nil, nil)
-	must(t, err)
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0"}, api.Deps{Version: "test"})
-	must(t, err)
-	svc := api.Services{Accounts: accounts, Support: desk, Billing: &testBilling{store: store, runner: runner}}
-	must(t, srv.Mount(svc))
-	must(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-	})
-	s := &stack{t: t, pool: pool, srv: srv, base: "http://" + srv.Addr(), ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
-		client: &http.Client{Timeout: 30 * time.Second}}
-	raw, err := json.Marshal(srv.OpenAPI())
-	must(t, err)
-	must(t, json.Unmarshal(raw, &s.doc))
-	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
-		('demo', 'Demo Power', 'Asia/Kolkata', 'INR'), ('other', 'Other Utility', 'Asia/Kolkata', 'INR')`)
-	must(t, err)
-	return s
+	w := newWiring(t, nil)
+	store, runner := w.billing(t, w.decimalPool(t, 0), billingpg.Deps{})
+	svc := w.services()
+	svc.Billing = &testBilling{store: store, runner: runner}
+	return w.serve(t, "127.0.0.1:0", svc)
 }
 
 // TestBillingRoutes publishes a tariff, runs a bill run and reads the bill

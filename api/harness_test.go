@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meterd/meterd/api"
@@ -24,6 +26,8 @@ import (
 	supportpg "github.com/meterd/meterd/api/support/postgres"
 	"github.com/meterd/meterd/api/usage"
 	usagepg "github.com/meterd/meterd/api/usage/postgres"
+	"github.com/meterd/meterd/billing/billrun"
+	billingpg "github.com/meterd/meterd/billing/postgres"
 	"github.com/meterd/meterd/deploy/schema"
 	"github.com/meterd/meterd/deploy/schema/schematest"
 )
@@ -50,15 +54,33 @@ type stack struct {
 	client *http.Client
 }
 
-// newStack starts the API against a fresh database. Password hashing uses
-// cheap argon2 parameters (the production ones are benchmarked in
-// api/account); rate limits are raised so tests can log in often.
+// newStack starts the API with the core services (accounts, support,
+// usage) against a fresh database.
 func newStack(t testing.TB) *stack { return newStackWith(t, nil) }
 
 // newStackWith is newStack with the account configuration adjusted.
 func newStackWith(t testing.TB, tweak func(*account.Config)) *stack {
 	t.Helper()
-	ctx := context.Background()
+	w := newWiring(t, tweak)
+	svc := w.services()
+	svc.Usage = w.usage(t)
+	return w.serve(t, "127.0.0.1:0", svc)
+}
+
+// wiring is what every test stack shares: a fresh database, the keyring of
+// the field key, the account service (cheap argon2 parameters — the
+// production ones are benchmarked in api/account — and rate limits raised
+// so tests can log in often), the support desk and the storage upkeep.
+type wiring struct {
+	pool     *pgxpool.Pool
+	ring     *keyring.Ring
+	upkeep   *schema.Upkeep
+	accounts *account.Service
+	desk     *support.Service
+}
+
+func newWiring(t testing.TB, tweak func(*account.Config)) *wiring {
+	t.Helper()
 	pool := schematest.New(t)
 	ring, err := keyring.New([]keyring.Key{fieldKey})
 	must(t, err)
@@ -75,17 +97,60 @@ func newStackWith(t testing.TB, tweak func(*account.Config)) *stack {
 	must(t, err)
 	desk, err := support.New(supportpg.New(pool), support.Config{})
 	must(t, err)
-	st, err := schema.LoadStorage(ctx, pool)
+	st, err := schema.LoadStorage(context.Background(), pool)
 	must(t, err)
-	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
-	use, err := usage.New(usagepg.New(pool, func(ctx context.Context, from, to time.Time) error {
-		_, err := up.EnsurePartitions(ctx, from, to)
+	return &wiring{pool: pool, ring: ring, upkeep: schema.NewUpkeep(pool, st, schema.UpkeepConfig{}), accounts: accounts, desk: desk}
+}
+
+// services are the services every stack mounts: accounts and support.
+func (w *wiring) services() api.Services { return api.Services{Accounts: w.accounts, Support: w.desk} }
+
+// usage is the usage service, creating readings partitions as manual
+// readings need them.
+func (w *wiring) usage(t testing.TB) *usage.Service {
+	t.Helper()
+	use, err := usage.New(usagepg.New(w.pool, func(ctx context.Context, from, to time.Time) error {
+		_, err := w.upkeep.EnsurePartitions(ctx, from, to)
 		return err
 	}), usage.Config{})
 	must(t, err)
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0"}, api.Deps{Version: "test"})
+	return use
+}
+
+// decimalPool is a second pool on the database with the decimal codec
+// registered, as billing's store needs (cmd registers it on its one pool);
+// maxConns 0 keeps pgx's default.
+func (w *wiring) decimalPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg := w.pool.Config().Copy()
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
+	bpool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	must(t, err)
-	svc := api.Services{Accounts: accounts, Support: desk, Usage: use}
+	t.Cleanup(bpool.Close)
+	return bpool
+}
+
+// billing is billing's store on bpool with deps, and a runner on it
+// (bill runs execute at once, in the request).
+func (w *wiring) billing(t testing.TB, bpool *pgxpool.Pool, deps billingpg.Deps) (*billingpg.Store, *billrun.Runner) {
+	t.Helper()
+	store := billingpg.NewStore(bpool, deps)
+	runner, err := billrun.NewRunner(store, billrun.Config{}, nil, nil)
+	must(t, err)
+	return store, runner
+}
+
+// serve mounts svc on a server listening on addr, starts it (stopped when
+// the test ends), reads its OpenAPI document and creates the tenants demo
+// and other.
+func (w *wiring) serve(t testing.TB, addr string, svc api.Services) *stack {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := api.New(api.Config{Addr: addr}, api.Deps{Version: "test"})
+	must(t, err)
 	must(t, srv.Mount(svc))
 	must(t, srv.Start(ctx))
 	t.Cleanup(func() {
@@ -93,12 +158,12 @@ func newStackWith(t testing.TB, tweak func(*account.Config)) *stack {
 		defer cancel()
 		_ = srv.Stop(ctx)
 	})
-	s := &stack{t: t, pool: pool, srv: srv, base: "http://" + srv.Addr(), ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
+	s := &stack{t: t, pool: w.pool, srv: srv, base: "http://" + srv.Addr(), ring: w.ring, upkeep: w.upkeep, svc: svc, routes: srv.Routes(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	raw, err := json.Marshal(srv.OpenAPI())
 	must(t, err)
 	must(t, json.Unmarshal(raw, &s.doc))
-	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
+	_, err = w.pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
 		('demo', 'Demo Power', 'Asia/Kolkata', 'INR'), ('other', 'Other Utility', 'Asia/Kolkata', 'INR')`)
 	must(t, err)
 	return s

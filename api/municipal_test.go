@@ -4,52 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/meterd/meterd/api"
 	"github.com/meterd/meterd/api/account"
-	accountpg "github.com/meterd/meterd/api/account/postgres"
-	"github.com/meterd/meterd/api/audit"
-	auditpg "github.com/meterd/meterd/api/audit/postgres"
-	"github.com/meterd/meterd/api/keyring"
-	"github.com/meterd/meterd/api/outbox"
-	outboxpg "github.com/meterd/meterd/api/outbox/postgres"
-	"github.com/meterd/meterd/api/support"
-	supportpg "github.com/meterd/meterd/api/support/postgres"
 	"github.com/meterd/meterd/billing/billrun"
 	billingpg "github.com/meterd/meterd/billing/postgres"
-	"github.com/meterd/meterd/deploy/schema"
-	"github.com/meterd/meterd/deploy/schema/schematest"
 )
-
-// outboxWriter and auditWriter connect billing's ports to the API's
-// outbox and audit log, as cmd does.
-type outboxWriter struct{}
-
-func (outboxWriter) Enqueue(ctx context.Context, tx pgx.Tx, msgs []billingpg.Notification) error {
-	for _, m := range msgs {
-		if err := outboxpg.Enqueue(ctx, tx, outbox.Message{TenantID: m.TenantID, UserID: m.UserID, Event: m.Event, Payload: m.Payload, DedupeKey: m.DedupeKey}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type auditWriter struct{}
-
-func (auditWriter) Write(ctx context.Context, tx pgx.Tx, e billingpg.AuditEntry) error {
-	return auditpg.Write(ctx, tx, audit.Entry{TenantID: e.TenantID, ActorUserID: e.ActorUserID, ActorRole: e.ActorRole, Action: e.Action,
-		EntityType: e.EntityType, EntityID: e.EntityID, After: e.After, Address: e.Address, RequestID: e.RequestID})
-}
 
 // municipalStack is a stack with the billing and municipal routes mounted
 // on billing's store (with the API's outbox and audit log); bill runs
@@ -63,50 +31,13 @@ type municipalStack struct {
 
 func newMunicipalStack(t *testing.T) *municipalStack {
 	t.Helper()
-	ctx := context.Background()
-	pool := schematest.New(t)
-	cfg := pool.Config().Copy()
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
-	bpool, err := pgxpool.NewWithConfig(ctx, cfg)
-	must(t, err)
-	t.Cleanup(bpool.Close)
-	ring, err := keyring.New([]keyring.Key{fieldKey})
-	must(t, err)
-	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}})
-	must(t, err)
-	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
-	must(t, err)
-	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring,
-		account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
-	must(t, err)
-	desk, err := support.New(supportpg.New(pool), support.Config{})
-	must(t, err)
-	st, err := schema.LoadStorage(ctx, pool)
-	must(t, err)
-	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
-	store := billingpg.NewStore(bpool, billingpg.Deps{Outbox: outboxWriter{}, Audit: auditWriter{}})
-	runner, err := billrun.NewRunner(store, billrun.Config{}, nil, nil)
-	must(t, err)
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0"}, api.Deps{Version: "test"})
-	must(t, err)
-	svc := api.Services{Accounts: accounts, Support: desk, Billing: &testBilling{store: store, runner: runner}, Municipal: store}
-	must(t, srv.Mount(svc))
-	must(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-	})
-	s := &stack{t: t, pool: pool, srv: srv, base: "http://" + srv.Addr(), ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
-		client: &http.Client{Timeout: 30 * time.Second}}
-	raw, err := json.Marshal(srv.OpenAPI())
-	must(t, err)
-	must(t, json.Unmarshal(raw, &s.doc))
-	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
-		('demo', 'Demo Municipality', 'Asia/Kolkata', 'INR'), ('other', 'Other Municipality', 'Asia/Kolkata', 'INR')`)
-	must(t, err)
-	return &municipalStack{stack: s, store: store, runner: runner, bpool: bpool}
+	w := newWiring(t, nil)
+	bpool := w.decimalPool(t, 0)
+	store, runner := w.billing(t, bpool, billingpg.Deps{Outbox: e2eOutbox{}, Audit: e2eAudit{}})
+	svc := w.services()
+	svc.Billing = &testBilling{store: store, runner: runner}
+	svc.Municipal = store
+	return &municipalStack{stack: w.serve(t, "127.0.0.1:0", svc), store: store, runner: runner, bpool: bpool}
 }
 
 func pbSewerage(t *testing.T) json.RawMessage {

@@ -27,7 +27,7 @@ import (
 // one settable clock.
 type notifier struct {
 	t       *testing.T
-	ps      *payStack
+	ps      *fullStack
 	store   *alertspg.Store
 	engine  *notify.Engine
 	sched   *reminder.Scheduler
@@ -51,7 +51,7 @@ func (n *notifier) set(t time.Time) {
 }
 
 // billPDFs renders bills through the API's billing port.
-type billPDFs struct{ ps *payStack }
+type billPDFs struct{ ps *fullStack }
 
 func (b billPDFs) BillPDF(ctx context.Context, tenantID, billID int64) (notify.Attachment, error) {
 	data, bill, err := b.ps.svc.Billing.BillPDF(ctx, tenantID, 0, billID)
@@ -61,7 +61,7 @@ func (b billPDFs) BillPDF(ctx context.Context, tenantID, billID int64) (notify.A
 	return notify.Attachment{Name: "bill-" + strings.ReplaceAll(bill.Number, "/", "-") + ".pdf", ContentType: "application/pdf", Data: data}, nil
 }
 
-func newNotifier(t *testing.T, ps *payStack) *notifier {
+func newNotifier(t *testing.T, ps *fullStack) *notifier {
 	t.Helper()
 	ctx := context.Background()
 	n := &notifier{t: t, ps: ps, store: alertspg.New(ps.pool), log: devsink.NewLog(0), now: time.Now().UTC()}
@@ -134,7 +134,7 @@ func (n *notifier) mark() int64 {
 // server and log-only SMS and push providers; reminders fire on a clock
 // set to the tenant's local send time (Asia/Kolkata, UTC+5:30).
 func TestNotificationRequirementCases(t *testing.T) {
-	ps := newPayStack(t)
+	ps := newFullStack(t)
 	n := newNotifier(t, ps)
 	ctx := context.Background()
 	asha := ps.register("demo", "asha.notify@example.com", "Asha Rao")

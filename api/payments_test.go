@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,157 +15,17 @@ import (
 	"testing"
 	"time"
 
-	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/meterd/meterd/api"
 	"github.com/meterd/meterd/api/account"
-	accountpg "github.com/meterd/meterd/api/account/postgres"
-	"github.com/meterd/meterd/api/audit"
-	auditpg "github.com/meterd/meterd/api/audit/postgres"
-	"github.com/meterd/meterd/api/keyring"
-	"github.com/meterd/meterd/api/outbox"
-	outboxpg "github.com/meterd/meterd/api/outbox/postgres"
-	"github.com/meterd/meterd/api/support"
-	supportpg "github.com/meterd/meterd/api/support/postgres"
 	"github.com/meterd/meterd/billing"
-	"github.com/meterd/meterd/billing/billrun"
 	"github.com/meterd/meterd/billing/payment"
-	"github.com/meterd/meterd/billing/payment/guard"
 	"github.com/meterd/meterd/billing/payment/paymenttest"
-	paymentpg "github.com/meterd/meterd/billing/payment/postgres"
-	"github.com/meterd/meterd/billing/payment/razorpay"
-	"github.com/meterd/meterd/billing/payment/sandbox"
-	"github.com/meterd/meterd/billing/payment/stripe"
-	billingpg "github.com/meterd/meterd/billing/postgres"
-	"github.com/meterd/meterd/deploy/schema"
-	"github.com/meterd/meterd/deploy/schema/schematest"
 )
-
-// e2eOutbox and e2eAudit are cmd's adapters: the API's outbox and audit
-// log behind billing's and payments' ports.
-type e2eOutbox struct{}
-
-func (e2eOutbox) Enqueue(ctx context.Context, tx pgx.Tx, msgs []billingpg.Notification) error {
-	for _, m := range msgs {
-		if err := outboxpg.Enqueue(ctx, tx, outbox.Message{TenantID: m.TenantID, UserID: m.UserID, Event: m.Event, Payload: m.Payload, DedupeKey: m.DedupeKey}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type e2eAudit struct{}
-
-func (e2eAudit) Write(ctx context.Context, tx pgx.Tx, e billingpg.AuditEntry) error {
-	return auditpg.Write(ctx, tx, audit.Entry{TenantID: e.TenantID, ActorUserID: e.ActorUserID, ActorRole: e.ActorRole, Action: e.Action,
-		EntityType: e.EntityType, EntityID: e.EntityID, After: e.After, Address: e.Address, RequestID: e.RequestID})
-}
-
-// payStack is the API with billing and payments: the sandbox (started,
-// delivering its webhooks to this server), and Razorpay and Stripe
-// adapters talking to local peers, each behind the guard.
-type payStack struct {
-	*stack
-	bpool      *pgxpool.Pool
-	sbx        *sandbox.Gateway
-	rzp        *paymenttest.RazorpayPeer
-	stp        *paymenttest.StripePeer
-	deliveries chan sandbox.Delivery
-	clock      atomic.Pointer[time.Time] // the payment service's clock; nil: now
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	addr := ln.Addr().String()
-	must(t, ln.Close())
-	return addr
-}
-
-func newPayStack(t *testing.T) *payStack {
-	t.Helper()
-	ctx := context.Background()
-	pool := schematest.New(t)
-	cfg := pool.Config().Copy()
-	cfg.MaxConns = 16
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
-	bpool, err := pgxpool.NewWithConfig(ctx, cfg)
-	must(t, err)
-	t.Cleanup(bpool.Close)
-	ring, err := keyring.New([]keyring.Key{fieldKey})
-	must(t, err)
-	tokens, err := account.NewTokens(account.TokenConfig{Keys: []keyring.Key{jwtKey}})
-	must(t, err)
-	hasher, err := account.NewHasher(account.HasherConfig{Params: account.Argon2Params{MemoryKiB: 1024, Passes: 1, Lanes: 1, SaltBytes: 16, HashBytes: 32}})
-	must(t, err)
-	lots := account.LimitConfig{Burst: 10_000, Rate: 10_000, Per: time.Second}
-	accounts, err := account.New(accountpg.New(pool), tokens, hasher, ring,
-		account.Config{DefaultTenant: "demo", LoginPerAddress: lots, LoginPerAccount: lots, RegisterPerAddress: lots, SessionCheckTTL: -1})
-	must(t, err)
-	desk, err := support.New(supportpg.New(pool), support.Config{})
-	must(t, err)
-	st, err := schema.LoadStorage(ctx, pool)
-	must(t, err)
-	up := schema.NewUpkeep(pool, st, schema.UpkeepConfig{})
-	ledger := billingpg.NewStore(bpool, billingpg.Deps{Outbox: e2eOutbox{}, Audit: e2eAudit{}})
-	runner, err := billrun.NewRunner(ledger, billrun.Config{}, nil, nil)
-	must(t, err)
-
-	ps := &payStack{bpool: bpool, deliveries: make(chan sandbox.Delivery, 256), rzp: paymenttest.NewRazorpayPeer(t), stp: paymenttest.NewStripePeer(t)}
-	addr := freeAddr(t)
-	base := "http://" + addr
-	ps.sbx, err = sandbox.New(sandbox.Config{Secret: "sandbox-e2e-secret-0123", CheckoutURL: base + "/sandbox/checkout", WebhookURL: base + "/api/webhooks/sandbox",
-		RetryBackoff: 20 * time.Millisecond, OnDelivery: func(d sandbox.Delivery) { ps.deliveries <- d }})
-	must(t, err)
-	rp, err := razorpay.New(razorpay.Config{BaseURL: ps.rzp.URL, KeyID: ps.rzp.KeyID, KeySecret: ps.rzp.KeySecret, WebhookSecrets: []string{ps.rzp.WebhookSecret}})
-	must(t, err)
-	sp, err := stripe.New(stripe.Config{BaseURL: ps.stp.URL, SecretKey: ps.stp.SecretKey, PublishableKey: ps.stp.PublishableKey, WebhookSecrets: []string{ps.stp.WebhookSecret}})
-	must(t, err)
-	var provs []payment.Provider
-	for _, p := range []payment.Provider{ps.sbx, rp, sp} {
-		g, err := guard.Wrap(p, guard.Config{Timeout: 5 * time.Second})
-		must(t, err)
-		provs = append(provs, g)
-	}
-	store, err := paymentpg.New(bpool, paymentpg.Deps{Ledger: ledger, Outbox: e2eOutbox{}, Audit: e2eAudit{}, Sealer: ring})
-	must(t, err)
-	pays, err := payment.New(store, provs, payment.Config{Now: func() time.Time {
-		if c := ps.clock.Load(); c != nil {
-			return *c
-		}
-		return time.Now()
-	}})
-	must(t, err)
-
-	srv, err := api.New(api.Config{Addr: addr}, api.Deps{Version: "test"})
-	must(t, err)
-	svc := api.Services{Accounts: accounts, Support: desk, Billing: &testBilling{store: ledger, runner: runner}, Payments: pays, Sandbox: ps.sbx}
-	must(t, srv.Mount(svc))
-	must(t, srv.Start(ctx))
-	must(t, ps.sbx.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ps.sbx.Stop(ctx)
-		_ = srv.Stop(ctx)
-	})
-	ps.stack = &stack{t: t, pool: pool, srv: srv, base: base, ring: ring, upkeep: up, svc: svc, routes: srv.Routes(),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}}
-	raw, err := json.Marshal(srv.OpenAPI())
-	must(t, err)
-	must(t, json.Unmarshal(raw, &ps.doc))
-	_, err = pool.Exec(ctx, `INSERT INTO tenants (code, name, time_zone, currency) VALUES
-		('demo', 'Demo Power', 'Asia/Kolkata', 'INR'), ('other', 'Other Utility', 'Asia/Kolkata', 'INR')`)
-	must(t, err)
-	return ps
-}
 
 // awaitDelivery waits until the sandbox has delivered a webhook of type
 // typ for order and meterd accepted it.
-func (ps *payStack) awaitDelivery(order, typ string) {
+func (ps *fullStack) awaitDelivery(order, typ string) {
 	ps.t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -186,7 +45,7 @@ func (ps *payStack) awaitDelivery(order, typ string) {
 
 // post sends a JSON body with headers (and checks the answer against the
 // document, as stack.do does).
-func (ps *payStack) post(path, token string, body any, key string) resp {
+func (ps *fullStack) post(path, token string, body any, key string) resp {
 	ps.t.Helper()
 	if key == "" {
 		return ps.do("POST", path, token, body)
@@ -196,7 +55,7 @@ func (ps *payStack) post(path, token string, body any, key string) resp {
 
 // raw sends a request with a raw body and headers, checked against the
 // document.
-func (ps *payStack) raw(method, path, token, contentType string, body []byte, header http.Header) resp {
+func (ps *fullStack) raw(method, path, token, contentType string, body []byte, header http.Header) resp {
 	ps.t.Helper()
 	req, err := http.NewRequest(method, ps.base+path, bytes.NewReader(body))
 	must(ps.t, err)
@@ -219,7 +78,7 @@ func (ps *payStack) raw(method, path, token, contentType string, body []byte, he
 	return r
 }
 
-func (ps *payStack) count(sql string, args ...any) int {
+func (ps *fullStack) count(sql string, args ...any) int {
 	ps.t.Helper()
 	var n int
 	must(ps.t, ps.pool.QueryRow(context.Background(), sql, args...).Scan(&n))
@@ -233,7 +92,7 @@ func newKey() string { return fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), id
 // billsFor gives consumer n metered properties on plan lt-domestic with
 // readings, publishes the tariff, runs this month's bill run and returns
 // the consumer's bills.
-func (ps *payStack) billsFor(consumer session, n int) []map[string]any {
+func (ps *fullStack) billsFor(consumer session, n int) []map[string]any {
 	ps.t.Helper()
 	t := ps.t
 	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
@@ -275,7 +134,7 @@ func (ps *payStack) billsFor(consumer session, n int) []map[string]any {
 
 // checkoutSandbox follows a payment's redirect to the sandbox page, picks
 // instrument and waits for the webhooks it causes.
-func (ps *payStack) checkoutSandbox(pay map[string]any, instrument string) {
+func (ps *fullStack) checkoutSandbox(pay map[string]any, instrument string) {
 	ps.t.Helper()
 	t := ps.t
 	action := pay["next_action"].(map[string]any)
@@ -314,7 +173,7 @@ func (ps *payStack) checkoutSandbox(pay map[string]any, instrument string) {
 	}
 }
 
-func (ps *payStack) payment(token string, id int64) map[string]any {
+func (ps *fullStack) payment(token string, id int64) map[string]any {
 	ps.t.Helper()
 	r := ps.do("GET", fmt.Sprintf("/api/payments/%d", id), token, nil)
 	want(ps.t, r, 200, "")
@@ -327,7 +186,7 @@ func (ps *payStack) payment(token string, id int64) map[string]any {
 // the HTTP API against a real database, bills made by a real bill run,
 // with 17's payment confirmation enqueued for the notifications component.
 func TestPaymentRequirementCases(t *testing.T) {
-	ps := newPayStack(t)
+	ps := newFullStack(t)
 	ctx := context.Background()
 	asha := ps.register("demo", "asha.pay@example.com", "Asha Rao")
 	peer := ps.register("demo", "peer.pay@example.com", "Peer")
@@ -628,7 +487,7 @@ func TestPaymentRequirementCases(t *testing.T) {
 // once with one Idempotency-Key: one payment is created; every 201 is the
 // same payment, byte for byte; the rest are told the key is in use.
 func TestPaymentIdempotencyUnderConcurrency(t *testing.T) {
-	ps := newPayStack(t)
+	ps := newFullStack(t)
 	u := ps.register("demo", "many@example.com", "Many")
 	var tenant int64
 	must(t, ps.pool.QueryRow(context.Background(), `SELECT id FROM tenants WHERE code = 'demo'`).Scan(&tenant))
@@ -704,7 +563,7 @@ func TestPaymentIdempotencyUnderConcurrency(t *testing.T) {
 // 401 without a token, 403 where the table refuses the role or
 // department, 404 for another consumer's or tenant's records.
 func TestPaymentRoutesAuthorization(t *testing.T) {
-	ps := newPayStack(t)
+	ps := newFullStack(t)
 	consumer := ps.register("demo", "owner@demo.example.com", "Owner")
 	peerUser := ps.register("demo", "peer@demo.example.com", "Peer")
 	foreign := ps.register("other", "owner@other.example.com", "Foreign")
@@ -797,7 +656,7 @@ func TestPaymentRoutesAuthorization(t *testing.T) {
 // payment; after five failures the breaker answers at once without
 // calling the provider.
 func TestPaymentProviderFailure(t *testing.T) {
-	ps := newPayStack(t)
+	ps := newFullStack(t)
 	u := ps.register("demo", "fail@example.com", "Fail")
 	l := paymenttest.NewLedger(t, ps.bpool, "demo")
 	sw := l.SewerageTV18(u.ID, "")
