@@ -50,7 +50,7 @@ func pbSewerage(t *testing.T) json.RawMessage {
 // sewerageConnection registers a consumer's property with a non-metered
 // sewerage connection through the API (connected on 1 January 2024) and
 // returns the connection's id.
-func (s *municipalStack) sewerageConnection(owner session, closets int) int64 {
+func (s *stack) sewerageConnection(owner session, closets int) int64 {
 	s.t.Helper()
 	r := s.do("POST", "/api/users/properties", owner.Token, map[string]any{"address": map[string]any{"line1": "7 Canal Road", "city": "Ludhiana", "postal_code": "141001"},
 		"service": "sewerage", "tariff_plan": "pb-sewerage", "usage_category": "RESIDENTIAL", "water_closets": closets})
