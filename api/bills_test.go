@@ -193,40 +193,4 @@ func TestBillingRoutes(t *testing.T) {
 	}
 	want(t, s.do("GET", "/api/bills?status=nonsense", support.Token, nil), 400, "InvalidInput")
 	want(t, s.do("GET", "/api/bills", "", nil), 401, "Unauthenticated")
-
-	// Every billing route as every role: 401 without a token, 403 where
-	// the table refuses the role or department, never either otherwise.
-	admin := s.staffUser("demo", "admin@demo.example.com", account.RoleAdmin, "")
-	callers := map[string]session{"consumer": consumer, "official-metering": metering, "official-billing": biller, "support": support, "admin": admin}
-	bodies := map[string]any{
-		"POST /api/billing/tariffs": map[string]any{"plan": "x", "document": map[string]any{}},
-		"POST /api/billing/quote":   map[string]any{"tariff": json.RawMessage(tariffDoc), "usage": map[string]any{"import_kwh": "1"}},
-		"POST /api/billing/runs":    map[string]any{"period": "2020-01"},
-	}
-	checked := 0
-	for _, rt := range s.routes {
-		if rt.Tag != "bills" && rt.Tag != "billing" {
-			continue
-		}
-		path := strings.NewReplacer(":billId", fmt.Sprint(bill), ":runId", fmt.Sprint(num(run["id"]))).Replace(rt.Path)
-		body := bodies[rt.Method+" "+rt.Path]
-		want(t, s.do(rt.Method, path, "", body), 401, "Unauthenticated")
-		for name, who := range callers {
-			p, err := s.svc.Accounts.Authenticate(t.Context(), who.Token)
-			must(t, err)
-			r := s.do(rt.Method, path, who.Token, body)
-			checked++
-			switch {
-			case !rt.Allows(p):
-				if r.Status != 403 {
-					t.Errorf("%s %s as %s: %d, want 403", rt.Method, rt.Path, name, r.Status)
-				}
-			case r.Status == 401 || r.Status == 403 || r.Status >= 500:
-				t.Errorf("%s %s as %s: %d %s", rt.Method, rt.Path, name, r.Status, r.Body)
-			}
-		}
-	}
-	if checked != 10*len(callers) {
-		t.Errorf("checked %d calls, want every billing route as every caller", checked)
-	}
 }
