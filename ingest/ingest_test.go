@@ -459,3 +459,49 @@ func TestTrackerRecordsCounterEventsAndState(t *testing.T) {
 		t.Fatalf("after restart events = %+v", ev)
 	}
 }
+
+// TestPipelineQuietLinger checks when a batch closes before Linger: a lone
+// envelope is written once QuietLinger passes with nothing else waiting
+// (Linger here is an hour: waiting it out would time the test out), and
+// envelopes already waiting join the batch rather than being written one
+// by one.
+func TestPipelineQuietLinger(t *testing.T) {
+	t.Parallel()
+	f := &fakeStore{rows: map[string]bool{}}
+	p, err := ingest.NewPipeline(ingest.PipelineConfig{BatchSize: 100, Linger: time.Hour, QuietLinger: time.Millisecond}, f, nil, nil, newMetrics(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// Queued before the batcher runs: all waiting when the batch opens.
+	var envs []*ingest.Envelope
+	for i := range 5 {
+		envs = append(envs, &ingest.Envelope{Readings: []meter.Reading{rd(1, now.Add(time.Duration(i)*time.Second), int64(i))}})
+	}
+	errs := make(chan error, len(envs))
+	for _, e := range envs {
+		e.Done = func(err error) { errs <- err }
+		if err := p.Submit(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	for range envs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	calls := f.calls
+	f.mu.Unlock()
+	if calls != 1 || len(f.rows) != 5 {
+		t.Fatalf("%d writes storing %d rows, want the 5 waiting envelopes in 1 write", calls, len(f.rows))
+	}
+	// A lone envelope on a quiet pipeline.
+	if errs := submitWait(t, p, &ingest.Envelope{Readings: []meter.Reading{rd(1, now.Add(time.Minute), 9)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+}

@@ -43,6 +43,13 @@ type PipelineConfig struct {
 	// Linger is the longest a batch stays open after its first reading.
 	// Default 200 ms.
 	Linger time.Duration
+	// QuietLinger closes a batch earlier, whatever its size, once it is
+	// this old and no further input is waiting: a light load, or
+	// publishers holding back until their messages are acknowledged (QoS 1
+	// meters on the embedded broker, whose acknowledgement follows the
+	// commit), is written at once instead of waiting out Linger, while a
+	// steady stream still fills batches. Default 5 ms (at most Linger).
+	QuietLinger time.Duration
 	// Writers is the number of batches written at once, one database
 	// connection each. Default 2.
 	Writers int
@@ -63,6 +70,10 @@ func (c *PipelineConfig) setDefaults() {
 	if c.Linger == 0 {
 		c.Linger = 200 * time.Millisecond
 	}
+	if c.QuietLinger == 0 {
+		c.QuietLinger = 5 * time.Millisecond
+	}
+	c.QuietLinger = min(c.QuietLinger, c.Linger)
 	if c.Writers == 0 {
 		c.Writers = 2
 	}
@@ -82,7 +93,7 @@ func (c *PipelineConfig) setDefaults() {
 
 // Validate checks the configuration.
 func (c PipelineConfig) Validate() error {
-	if c.BatchSize < 0 || c.Linger < 0 || c.Writers < 0 || c.MaxQueued < 0 || c.AttemptTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
+	if c.BatchSize < 0 || c.Linger < 0 || c.QuietLinger < 0 || c.Writers < 0 || c.MaxQueued < 0 || c.AttemptTimeout < 0 || c.RetryMin < 0 || c.RetryMax < 0 {
 		return errors.New("ingest: pipeline sizes and durations must not be negative")
 	}
 	if c.RetryMax != 0 && c.RetryMin > c.RetryMax {
@@ -234,11 +245,13 @@ func (p *Pipeline) enqueue(e *Envelope) error {
 	return nil
 }
 
-// batcher groups envelopes into batches of BatchSize readings or Linger age.
+// batcher groups envelopes into batches: closed at BatchSize readings, at
+// Linger age, or at QuietLinger age when no further input is waiting.
 func (p *Pipeline) batcher() {
 	defer p.batcherWG.Done()
 	defer close(p.batches)
 	var cur *batch
+	ripe := false // cur is QuietLinger old: the timer now runs to Linger
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() {
@@ -246,9 +259,14 @@ func (p *Pipeline) batcher() {
 			p.batches <- cur
 			cur = nil
 		}
+		ripe = false
 		timer.Stop()
 	}
 	for {
+		if ripe && len(p.in) == 0 {
+			flush()
+			continue
+		}
 		select {
 		case e, ok := <-p.in:
 			if !ok {
@@ -257,7 +275,7 @@ func (p *Pipeline) batcher() {
 			}
 			if cur == nil {
 				cur = &batch{}
-				timer.Reset(p.cfg.Linger)
+				timer.Reset(p.cfg.QuietLinger)
 			}
 			cur.envs = append(cur.envs, e)
 			cur.rows += len(e.Readings)
@@ -265,7 +283,12 @@ func (p *Pipeline) batcher() {
 				flush()
 			}
 		case <-timer.C:
-			flush()
+			if ripe || p.cfg.QuietLinger == p.cfg.Linger {
+				flush()
+				continue
+			}
+			ripe = true
+			timer.Reset(p.cfg.Linger - p.cfg.QuietLinger)
 		}
 	}
 }

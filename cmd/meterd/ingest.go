@@ -83,6 +83,7 @@ type gatewayConfig struct {
 func (c *gatewayConfig) register(f *flags, dev bool) {
 	f.Int(&c.pipeline.BatchSize, "ingest-batch-size", "METERD_INGEST_BATCH_SIZE", 10_000, "readings that close a write batch")
 	f.Duration(&c.pipeline.Linger, "ingest-linger", "METERD_INGEST_LINGER", 200*time.Millisecond, "longest a write batch stays open")
+	f.Duration(&c.pipeline.QuietLinger, "ingest-quiet-linger", "METERD_INGEST_QUIET_LINGER", 5*time.Millisecond, "a write batch this old closes when no further input is waiting")
 	f.Int(&c.pipeline.Writers, "ingest-writers", "METERD_INGEST_WRITERS", 2, "batches written at once (one database connection each)")
 	f.Int(&c.pipeline.MaxQueued, "ingest-max-queued", "METERD_INGEST_MAX_QUEUED", 200_000, "readings accepted but not yet committed before sources are held back")
 	f.Duration(&c.tracker.Flush, "latest-flush", "METERD_LATEST_FLUSH", 2*time.Second, "how often the meters' latest state and counter events are written")
