@@ -2,16 +2,20 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/meterd/meterd/api/account"
+	"github.com/meterd/meterd/billing"
+	billingpg "github.com/meterd/meterd/billing/postgres"
 )
 
 // The load run's length and rate. `make bench` runs the default 10 s; the
@@ -29,22 +33,33 @@ var (
 // consumer and staff reads that exist today: usage history (daily over 30
 // days and hourly over 2 days, from the rollups), latest usage, properties
 // with connections and meters, profiles (sealed contact details opened),
-// tickets, and a staff meter list; every request carries a JWT checked
-// against its session (cached for 10 s as in production). The bill list
-// and detail join the mix once billing serves them.
+// tickets, a staff meter list, and each consumer's bill list and a bill
+// (from a real bill run over the month so far); every request carries a
+// JWT checked against its session (cached for 10 s as in production).
 //
 // It reports vegeta's own text report and, as metrics, the latency
 // percentiles, the success ratio and the p99 of a baseline measured in the
 // same run: GET /healthz (no auth, no database) at the same rate for a
 // fifth of the time.
 func BenchmarkAPIMixedReadLoad(b *testing.B) {
-	s := newStackWith(b, func(c *account.Config) { c.SessionCheckTTL = 10 * time.Second })
+	w := newWiring(b, func(c *account.Config) { c.SessionCheckTTL = 10 * time.Second })
+	svc := w.services()
+	svc.Usage = w.usage(b)
+	ledger, runner := w.billing(b, w.decimalPool(b, 0), billingpg.Deps{})
+	svc.Billing = &testBilling{store: ledger, runner: runner}
+	s := w.serve(b, "127.0.0.1:0", svc)
 	const consumers = 40
 	official := s.staffUser("demo", "official@bench.example.com", account.RoleOfficial, account.DepartmentMetering)
+	biller := s.staffUser("demo", "biller@bench.example.com", account.RoleOfficial, account.DepartmentBilling)
+	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
+	must(b, err)
+	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+	want(b, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 201, "")
 	agent := s.staffUser("demo", "agent@bench.example.com", account.RoleSupport, "")
 	want(b, s.do("PUT", "/api/support/staff/me", agent.Token, map[string]any{"skills": []string{"billing"}, "available": true}), 200, "")
 	now := time.Now().UTC().Truncate(time.Hour)
 	var targets []vegeta.Target
+	var tokens []string
 	for i := 0; i < consumers; i++ {
 		u := s.register("demo", fmt.Sprintf("c%d@bench.example.com", i), fmt.Sprintf("Consumer %d", i))
 		want(b, s.do("PUT", "/api/user-profiles", u.Token, map[string]any{"name": "Consumer", "phone": "+91 98000 00000",
@@ -53,10 +68,10 @@ func BenchmarkAPIMixedReadLoad(b *testing.B) {
 		want(b, r, 201, "")
 		meter := num(r.JSON(b)["meter"].(map[string]any)["id"])
 		r = s.do("POST", "/api/users/properties", u.Token, map[string]any{"address": map[string]any{"line1": "1 Bench Road", "city": "Pune", "postal_code": "411001"},
-			"meter_number": fmt.Sprintf("B-%d", i), "tariff_plan": "domestic", "sanctioned_load_kw": "5"})
+			"meter_number": fmt.Sprintf("B-%d", i), "tariff_plan": "lt-domestic", "sanctioned_load_kw": "5"})
 		want(b, r, 201, "")
 		conn := num(r.JSON(b)["connections"].([]any)[0].(map[string]any)["id"])
-		_, err := s.pool.Exec(b.Context(), `UPDATE meter_installations SET installed_at = $1 WHERE connection_id = $2`, now.AddDate(0, 0, -40), conn)
+		_, err = s.pool.Exec(b.Context(), `UPDATE meter_installations SET installed_at = $1 WHERE connection_id = $2`, now.AddDate(0, 0, -40), conn)
 		must(b, err)
 		s.readings(meter, now.AddDate(0, 0, -31), 31*24, time.Hour, 5_000_000, 350)
 		if r := s.do("POST", "/api/tickets", u.Token, map[string]any{"category": "billing", "description": "Please explain the fixed charge."}); r.Status != 201 && r.Status != 202 {
@@ -77,6 +92,30 @@ func BenchmarkAPIMixedReadLoad(b *testing.B) {
 		if i%4 == 0 {
 			targets = append(targets, vegeta.Target{Method: "GET", URL: s.base + "/api/meters?limit=50", Header: http.Header{"Authorization": {"Bearer " + official.Token}}})
 		}
+		tokens = append(tokens, u.Token)
+	}
+	// Every consumer's bill for this month so far, from a real bill run;
+	// the bill list and a bill's detail join the mix (the PDF is measured
+	// on its own in billing/pdf: rendering is CPU work, not a read).
+	loc, err := time.LoadLocation("Asia/Kolkata")
+	must(b, err)
+	today := billing.DateOf(time.Now(), loc)
+	r := s.do("POST", "/api/billing/runs", biller.Token, map[string]any{"period": fmt.Sprintf("%s..%s", billing.NewDate(today.Year(), today.Month(), 1), today), "issue_date": today.String()})
+	want(b, r, 202, "")
+	if billed := num(r.JSON(b)["billed"]); billed != consumers {
+		b.Fatalf("bill run billed %d of %d consumers: %s", billed, consumers, r.Body)
+	}
+	for _, tok := range tokens {
+		r := s.do("GET", "/api/bills", tok, nil)
+		want(b, r, 200, "")
+		items := r.JSON(b)["items"].([]any)
+		if len(items) != 1 {
+			b.Fatalf("consumer's bills = %v", items)
+		}
+		h := http.Header{"Authorization": {"Bearer " + tok}}
+		targets = append(targets,
+			vegeta.Target{Method: "GET", URL: s.base + "/api/bills", Header: h},
+			vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/api/bills/%d", s.base, num(items[0].(map[string]any)["id"])), Header: h})
 	}
 	// Every target answers 200 before the clock starts.
 	for _, tg := range targets {
