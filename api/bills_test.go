@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +195,100 @@ func TestBillingRoutes(t *testing.T) {
 	}
 	want(t, s.do("GET", "/api/bills?status=nonsense", support.Token, nil), 400, "InvalidInput")
 	want(t, s.do("GET", "/api/bills", "", nil), 401, "Unauthenticated")
+}
+
+// TestBillRequirementCases walks the requirement's test cases 11 and 12
+// through the API: a bill computed from the meter's readings and the
+// published tariff (amounts worked by hand from the tariff document), then
+// viewed and downloaded as a PDF whose text carries the same figures.
+func TestBillRequirementCases(t *testing.T) {
+	s := billingStack(t)
+	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
+	must(t, err)
+	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+	consumer := s.register("demo", "meena@demo.example.com", "Meena Iyer")
+	metering := s.staffUser("demo", "meter@demo.example.com", account.RoleOfficial, account.DepartmentMetering)
+	biller := s.staffUser("demo", "bill@demo.example.com", account.RoleOfficial, account.DepartmentBilling)
+	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 201, "")
+	r := s.do("POST", "/api/meters", metering.Token, map[string]any{"external_id": "tc11", "serial": "TC-11", "model": "sdm120", "protocol": "mqtt"})
+	want(t, r, 201, "")
+	meter := num(r.JSON(t)["meter"].(map[string]any)["id"])
+	r = s.do("POST", "/api/users/properties", consumer.Token, map[string]any{"address": map[string]any{"line1": "4 Lake Road", "city": "Pune", "postal_code": "411001"},
+		"meter_number": "TC-11", "tariff_plan": "lt-domestic", "sanctioned_load_kw": "2"})
+	want(t, r, 201, "")
+	conn := num(r.JSON(t)["connections"].([]any)[0].(map[string]any)["id"])
+	// Connected, with its meter, since April 2024.
+	_, err = s.pool.Exec(t.Context(), `UPDATE meter_installations SET installed_at = '2024-04-01T00:00:00+05:30' WHERE connection_id = $1`, conn)
+	must(t, err)
+	_, err = s.pool.Exec(t.Context(), `UPDATE connections SET connected_at = '2024-04-01T00:00:00+05:30' WHERE id = $1`, conn)
+	must(t, err)
+	// Hourly readings from the last hour of April to the last hour of May
+	// 2024 in Asia/Kolkata: May's consumption is the last read in May less
+	// the last read before it, 744 steps of 375 Wh = 279 kWh.
+	s.readings(meter, time.Date(2024, 4, 30, 17, 30, 0, 0, time.UTC), 745, time.Hour, 4_000_000, 375)
+
+	t.Run("TC11 bills are generated accurately from usage and tariff rates", func(t *testing.T) {
+		s.t = t
+		r := s.do("POST", "/api/billing/runs", biller.Token, map[string]any{"period": "2024-05-01..2024-05-31", "issue_date": "2024-06-01"})
+		want(t, r, 202, "")
+		if billed := num(r.JSON(t)["billed"]); billed != 1 {
+			t.Fatalf("run = %s", r.Body)
+		}
+		r = s.do("GET", "/api/bills", consumer.Token, nil)
+		want(t, r, 200, "")
+		items := r.JSON(t)["items"].([]any)
+		if len(items) != 1 {
+			t.Fatalf("bills = %v", items)
+		}
+		r = s.do("GET", fmt.Sprintf("/api/bills/%d", num(items[0].(map[string]any)["id"])), consumer.Token, nil)
+		want(t, r, 200, "")
+		bill := r.JSON(t)
+		// Telescopic: 200 kWh × 3.00 + 79 kWh × 4.50 = 955.50; fixed 2 kW ×
+		// 20 = 40.00; duty 5 % of 995.50 = 49.775 → 49.78 (half up); 1,045.28
+		// rounds off by −0.28 to 1,045.00.
+		if got := fmt.Sprint(bill["consumption_wh"]); got != "279000" {
+			t.Errorf("consumption_wh = %s, want 279000", got)
+		}
+		type line struct{ code, quantity, amount string }
+		var got []line
+		for _, l := range bill["lines"].([]any) {
+			l := l.(map[string]any)
+			q := ""
+			if l["quantity"] != nil {
+				q = decOf(t, l["quantity"]).String()
+			}
+			got = append(got, line{fmt.Sprint(l["code"]), q, decOf(t, l["amount"]).StringFixed(2)})
+		}
+		wantLines := []line{{"energy", "200", "600.00"}, {"energy", "79", "355.50"}, {"fixed", "2", "40.00"}, {"ed", "995.5", "49.78"}, {"round_off", "", "-0.28"}}
+		if !slices.Equal(got, wantLines) {
+			t.Errorf("lines = %v, want %v", got, wantLines)
+		}
+		if total := decOf(t, bill["total"]).StringFixed(2); total != "1045.00" || bill["previous_read_wh"] != float64(4_000_000) || bill["current_read_wh"] != float64(4_279_000) {
+			t.Errorf("total %s, reads %v..%v; want 1045.00 from 4000000..4279000", total, bill["previous_read_wh"], bill["current_read_wh"])
+		}
+	})
+
+	t.Run("TC12 users can view and download their bills as PDF", func(t *testing.T) {
+		s.t = t
+		r := s.do("GET", "/api/bills", consumer.Token, nil)
+		want(t, r, 200, "")
+		id := num(r.JSON(t)["items"].([]any)[0].(map[string]any)["id"])
+		r = s.do("GET", fmt.Sprintf("/api/bills/%d/pdf", id), consumer.Token, nil)
+		want(t, r, 200, "")
+		if ct, cd := r.Header.Get("Content-Type"), r.Header.Get("Content-Disposition"); ct != "application/pdf" || !strings.Contains(cd, ".pdf") {
+			t.Errorf("Content-Type %q, Content-Disposition %q", ct, cd)
+		}
+		if _, err := exec.LookPath("pdftotext"); err != nil {
+			t.Skip("pdftotext (poppler-utils) not installed: .ci/install-deps test installs it")
+		}
+		cmd := exec.CommandContext(t.Context(), "pdftotext", "-layout", "-", "-")
+		cmd.Stdin = bytes.NewReader(r.Body)
+		text, err := cmd.Output()
+		must(t, err)
+		for _, w := range []string{"DEMO/2024-25/000001", "Meena Iyer", "279", "1,045.00"} {
+			if !strings.Contains(string(text), w) {
+				t.Errorf("the PDF's text lacks %q:\n%s", w, text)
+			}
+		}
+	})
 }
