@@ -47,7 +47,7 @@ func (c *devConfig) register(f *flags) {
 }
 
 func (c devConfig) Validate() error {
-	errs := []error{c.serve.http.Validate(), c.serve.upkeep.Validate(), c.serve.jobs.Validate(), positive("job-workers", c.serve.workers), c.gateway.Validate()}
+	errs := []error{c.serve.http.Validate(), c.serve.upkeep.Validate(), c.serve.jobs.Validate(), positive("job-workers", c.serve.workers), c.gateway.Validate(), c.serve.runtime.Validate()}
 	if c.simMeters < 0 || c.simInterval <= 0 {
 		errs = append(errs, errors.New("sim-meters must not be negative and sim-interval must be positive"))
 	}
@@ -67,6 +67,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	c.serve.runtime.apply()
 	log, err := c.serve.log.logger(e.stderr)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -33,6 +32,7 @@ type ingestConfig struct {
 	db       dbConfig
 	http     api.Config
 	gateway  gatewayConfig
+	runtime  runtimeConfig
 	shutdown time.Duration
 }
 
@@ -43,10 +43,11 @@ func (c *ingestConfig) register(f *flags) {
 	f.Duration(&c.http.DrainDelay, "http-drain-delay", "METERD_HTTP_DRAIN_DELAY", 0, "how long /readyz reports 503 before shutdown continues")
 	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
 	c.gateway.register(f, false)
+	c.runtime.register(f, 100)
 }
 
 func (c ingestConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.gateway.Validate())
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.gateway.Validate(), c.runtime.Validate())
 }
 
 // gatewayConfig configures the gateway's components; 'meterd ingest' and
@@ -77,7 +78,6 @@ type gatewayConfig struct {
 	modbusTimeout time.Duration
 	spoolDir      string
 	spoolMaxMiB   int
-	memLimitMiB   int
 }
 
 func (c *gatewayConfig) register(f *flags, dev bool) {
@@ -114,7 +114,6 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	}
 	f.String(&c.spoolDir, "spool-dir", "METERD_SPOOL_DIR", spoolDef, "directory of the Modbus spool (readings held while the database is down)")
 	f.Int(&c.spoolMaxMiB, "spool-max-mib", "METERD_SPOOL_MAX_MIB", 256, "largest Modbus spool in MiB; beyond it readings are dropped and counted")
-	f.Int(&c.memLimitMiB, "memory-limit-mib", "METERD_MEMORY_LIMIT_MIB", 0, "soft memory limit of the Go runtime in MiB (garbage is collected harder near it); 0 leaves the runtime's default")
 }
 
 func defaultClientID() string {
@@ -138,9 +137,6 @@ func (c gatewayConfig) Validate() error {
 	}
 	if (c.brokerCert == "") != (c.brokerKey == "") || (c.brokerTLSAddr != "" && c.brokerCert == "") {
 		errs = append(errs, errors.New("the broker's TLS listener needs both --broker-tls-cert and --broker-tls-key"))
-	}
-	if c.memLimitMiB < 0 {
-		errs = append(errs, errors.New("memory-limit-mib must not be negative"))
 	}
 	if c.spoolMaxMiB < 1 {
 		errs = append(errs, errors.New("spool-max-mib must be positive"))
@@ -198,9 +194,6 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 }
 
 func (g *gatewayComponent) build(ctx context.Context) error {
-	if g.cfg.memLimitMiB > 0 {
-		debug.SetMemoryLimit(int64(g.cfg.memLimitMiB) << 20)
-	}
 	pool := g.pools.pool
 	g.store = postgres.NewStore(pool)
 	m, err := ingest.NewMetrics(g.reg)
@@ -421,6 +414,7 @@ func runIngest(ctx context.Context, e env, args []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	c.runtime.apply()
 	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,37 @@ func runVersion(_ context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "meterd %s (%s)\n", version, goVersion)
 	return nil
+}
+
+// runtimeConfig is the Go runtime's garbage-collector settings of a
+// long-running command, applied once, process-wide, before it starts.
+type runtimeConfig struct {
+	gcPercent   int
+	memLimitMiB int
+}
+
+// register declares the flags; gcPercent is the role's default: the API
+// holds a small heap and answers requests, so it trades memory for fewer
+// collections (and a shorter latency tail); the gateway keeps the
+// runtime's 100 and its memory low.
+func (c *runtimeConfig) register(f *flags, gcPercent int) {
+	f.Int(&c.gcPercent, "gc-percent", "METERD_GC_PERCENT", gcPercent, "heap growth that triggers a garbage collection, in percent of the live heap (as GOGC; -1 disables)")
+	f.Int(&c.memLimitMiB, "memory-limit-mib", "METERD_MEMORY_LIMIT_MIB", 0, "soft memory limit of the Go runtime in MiB (garbage is collected harder near it); 0 leaves the runtime's default")
+}
+
+func (c runtimeConfig) Validate() error {
+	if c.gcPercent < -1 || c.memLimitMiB < 0 {
+		return errors.New("gc-percent must be -1 or more and memory-limit-mib must not be negative")
+	}
+	return nil
+}
+
+// apply sets the process's collector.
+func (c runtimeConfig) apply() {
+	debug.SetGCPercent(c.gcPercent)
+	if c.memLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(c.memLimitMiB) << 20)
+	}
 }
 
 // logConfig is the logging part of every long-running command.

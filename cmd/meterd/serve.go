@@ -26,6 +26,7 @@ type serveConfig struct {
 	billing  billrun.Config
 	notify   notifyConfig
 	payments paymentsConfig
+	runtime  runtimeConfig
 	workers  int
 	shutdown time.Duration
 	// listener, when set, is the HTTP listener opened before the stack
@@ -54,10 +55,11 @@ func (c *serveConfig) register(f *flags, httpAddr, logFormat string) {
 	c.notify.register(f)
 	c.payments.register(f)
 	f.Duration(&c.shutdown, "shutdown-timeout", "METERD_SHUTDOWN_TIMEOUT", 8*time.Second, "how long a graceful shutdown may take in all")
+	c.runtime.register(f, 400)
 }
 
 func (c serveConfig) Validate() error {
-	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), c.notify.Validate(), c.payments.Validate(), positive("job-workers", c.workers))
+	return errors.Join(c.db.Validate(), c.http.Validate(), c.api.Validate(), c.upkeep.Validate(), c.jobs.Validate(), c.billing.Validate(), c.notify.Validate(), c.payments.Validate(), c.runtime.Validate(), positive("job-workers", c.workers))
 }
 
 func positive(name string, v int) error {
@@ -120,6 +122,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	c.runtime.apply()
 	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
