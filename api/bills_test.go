@@ -99,9 +99,7 @@ func billingStack(t *testing.T) *stack {
 // document by stack.do).
 func TestBillingRoutes(t *testing.T) {
 	s := billingStack(t)
-	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
-	must(t, err)
-	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+	tariffDoc := demoTariff(t)
 
 	consumer := s.register("demo", "asha@demo.example.com", "Asha")
 	peer := s.register("demo", "peer@demo.example.com", "Peer")
@@ -120,16 +118,16 @@ func TestBillingRoutes(t *testing.T) {
 	s.readings(meter, time.Now().UTC().Add(-3*time.Hour), 8, 15*time.Minute, 1_000_000, 250)
 
 	// Tariffs: only the billing department publishes; errors name the field.
-	want(t, s.do("POST", "/api/billing/tariffs", metering.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 403, "UnauthorizedAccess")
-	want(t, s.do("POST", "/api/billing/tariffs", consumer.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 403, "UnauthorizedAccess")
+	want(t, s.do("POST", "/api/billing/tariffs", metering.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc}), 403, "UnauthorizedAccess")
+	want(t, s.do("POST", "/api/billing/tariffs", consumer.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc}), 403, "UnauthorizedAccess")
 	bad := s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": map[string]any{"tenant": "demo", "plan": "lt-domestic"}})
 	want(t, bad, 400, "InvalidInput")
 	if !strings.Contains(string(bad.Body), `"field":"version"`) {
 		t.Errorf("invalid tariff problem does not name the field: %s", bad.Body)
 	}
-	r = s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)})
+	r = s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc})
 	want(t, r, 201, "")
-	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 409, "Conflict")
+	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc}), 409, "Conflict")
 	r = s.do("GET", "/api/billing/tariffs", support.Token, nil)
 	want(t, r, 200, "")
 	if items := r.JSON(t)["items"].([]any); len(items) != 1 {
@@ -137,7 +135,7 @@ func TestBillingRoutes(t *testing.T) {
 	}
 
 	// Quote.
-	r = s.do("POST", "/api/billing/quote", support.Token, map[string]any{"tariff": json.RawMessage(tariffDoc),
+	r = s.do("POST", "/api/billing/quote", support.Token, map[string]any{"tariff": tariffDoc,
 		"usage": map[string]any{"period": map[string]any{"from": "2024-05-01", "to": "2024-05-31"}, "import_kwh": "150", "sanctioned_load_kw": "2"}})
 	want(t, r, 200, "")
 	if total := r.JSON(t)["total"]; total != "515.00" {
@@ -203,13 +201,11 @@ func TestBillingRoutes(t *testing.T) {
 // viewed and downloaded as a PDF whose text carries the same figures.
 func TestBillRequirementCases(t *testing.T) {
 	s := billingStack(t)
-	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
-	must(t, err)
-	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+	tariffDoc := demoTariff(t)
 	consumer := s.register("demo", "meena@demo.example.com", "Meena Iyer")
 	metering := s.staffUser("demo", "meter@demo.example.com", account.RoleOfficial, account.DepartmentMetering)
 	biller := s.staffUser("demo", "bill@demo.example.com", account.RoleOfficial, account.DepartmentBilling)
-	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 201, "")
+	want(t, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc}), 201, "")
 	r := s.do("POST", "/api/meters", metering.Token, map[string]any{"external_id": "tc11", "serial": "TC-11", "model": "sdm120", "protocol": "mqtt"})
 	want(t, r, 201, "")
 	meter := num(r.JSON(t)["meter"].(map[string]any)["id"])
@@ -218,7 +214,7 @@ func TestBillRequirementCases(t *testing.T) {
 	want(t, r, 201, "")
 	conn := num(r.JSON(t)["connections"].([]any)[0].(map[string]any)["id"])
 	// Connected, with its meter, since April 2024.
-	_, err = s.pool.Exec(t.Context(), `UPDATE meter_installations SET installed_at = '2024-04-01T00:00:00+05:30' WHERE connection_id = $1`, conn)
+	_, err := s.pool.Exec(t.Context(), `UPDATE meter_installations SET installed_at = '2024-04-01T00:00:00+05:30' WHERE connection_id = $1`, conn)
 	must(t, err)
 	_, err = s.pool.Exec(t.Context(), `UPDATE connections SET connected_at = '2024-04-01T00:00:00+05:30' WHERE id = $1`, conn)
 	must(t, err)
@@ -291,4 +287,13 @@ func TestBillRequirementCases(t *testing.T) {
 			}
 		}
 	})
+}
+
+// demoTariff is billing's test tariff (plan lt-domestic, FY2024-25) as
+// tenant demo's document.
+func demoTariff(t testing.TB) json.RawMessage {
+	t.Helper()
+	doc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
+	must(t, err)
+	return bytes.ReplaceAll(doc, []byte(`"test-discom"`), []byte(`"demo"`))
 }

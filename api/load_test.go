@@ -2,13 +2,11 @@ package api_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -66,10 +64,8 @@ func BenchmarkAPIMixedReadLoad(b *testing.B) {
 	const consumers = 40
 	official := s.staffUser("demo", "official@bench.example.com", account.RoleOfficial, account.DepartmentMetering)
 	biller := s.staffUser("demo", "biller@bench.example.com", account.RoleOfficial, account.DepartmentBilling)
-	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
-	must(b, err)
-	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
-	want(b, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)}), 201, "")
+	tariffDoc := demoTariff(b)
+	want(b, s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc}), 201, "")
 	agent := s.staffUser("demo", "agent@bench.example.com", account.RoleSupport, "")
 	want(b, s.do("PUT", "/api/support/staff/me", agent.Token, map[string]any{"skills": []string{"billing"}, "available": true}), 200, "")
 	now := time.Now().UTC().Truncate(time.Hour)
@@ -86,7 +82,7 @@ func BenchmarkAPIMixedReadLoad(b *testing.B) {
 			"meter_number": fmt.Sprintf("B-%d", i), "tariff_plan": "lt-domestic", "sanctioned_load_kw": "5"})
 		want(b, r, 201, "")
 		conn := num(r.JSON(b)["connections"].([]any)[0].(map[string]any)["id"])
-		_, err = s.pool.Exec(b.Context(), `UPDATE meter_installations SET installed_at = $1 WHERE connection_id = $2`, now.AddDate(0, 0, -40), conn)
+		_, err := s.pool.Exec(b.Context(), `UPDATE meter_installations SET installed_at = $1 WHERE connection_id = $2`, now.AddDate(0, 0, -40), conn)
 		must(b, err)
 		s.readings(meter, now.AddDate(0, 0, -31), 31*24, time.Hour, 5_000_000, 350)
 		if r := s.do("POST", "/api/tickets", u.Token, map[string]any{"category": "billing", "description": "Please explain the fixed charge."}); r.Status != 201 && r.Status != 202 {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,9 +94,7 @@ func newKey() string { return fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), id
 func (ps *fullStack) billsFor(consumer session, n int) []map[string]any {
 	ps.t.Helper()
 	t := ps.t
-	tariffDoc, err := os.ReadFile("../billing/billrun/testdata/tariff.json")
-	must(t, err)
-	tariffDoc = bytes.ReplaceAll(tariffDoc, []byte(`"test-discom"`), []byte(`"demo"`))
+	tariffDoc := demoTariff(t)
 	metering := ps.staffUser("demo", fmt.Sprintf("meter%d@demo.example.com", next()), account.RoleOfficial, account.DepartmentMetering)
 	biller := ps.staffUser("demo", fmt.Sprintf("bill%d@demo.example.com", next()), account.RoleOfficial, account.DepartmentBilling)
 	for i := 0; i < n; i++ {
@@ -111,7 +108,7 @@ func (ps *fullStack) billsFor(consumer session, n int) []map[string]any {
 		want(t, r, 201, "")
 		ps.readings(meter, time.Now().UTC().Add(-3*time.Hour), 8, 15*time.Minute, 1_000_000, int64(250+50*i))
 	}
-	r := ps.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": json.RawMessage(tariffDoc)})
+	r := ps.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-domestic", "document": tariffDoc})
 	if r.Status != 201 && r.Status != 409 {
 		t.Fatalf("tariff: %d %s", r.Status, r.Body)
 	}
