@@ -79,14 +79,19 @@ func BenchmarkGatewayMemory100k(b *testing.B) {
 	if _, err := simpg.Provision(ctx, pool, f); err != nil {
 		b.Fatal(err)
 	}
-	for _, limit := range []string{"0", "150"} {
-		b.Run("memory-limit-mib="+limit, func(b *testing.B) {
-			benchMemory(b, bin, dbURL, mq.Addr, pool, f, limit)
+	// The defaults, then the two ways to trade collector CPU for memory.
+	for _, flags := range [][]string{nil, {"--gc-percent", "50"}, {"--memory-limit-mib", "150"}} {
+		name := "defaults"
+		if flags != nil {
+			name = strings.TrimPrefix(flags[0], "--") + "=" + flags[1]
+		}
+		b.Run(name, func(b *testing.B) {
+			benchMemory(b, bin, dbURL, mq.Addr, pool, f, flags)
 		})
 	}
 }
 
-func benchMemory(b *testing.B, bin, dbURL, brokerAddr string, pool *pgxpool.Pool, f *simulator.Fleet, limit string) {
+func benchMemory(b *testing.B, bin, dbURL, brokerAddr string, pool *pgxpool.Pool, f *simulator.Fleet, flags []string) {
 	const meters = 100_000
 	ctx := context.Background()
 	for range b.N {
@@ -99,7 +104,7 @@ func benchMemory(b *testing.B, bin, dbURL, brokerAddr string, pool *pgxpool.Pool
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM readings`).Scan(&before); err != nil {
 			b.Fatal(err)
 		}
-		gw := startGatewayProcessB(b, bin, dbURL, brokerAddr, filepath.Join(b.TempDir(), "gateway.log"), "--memory-limit-mib", limit)
+		gw := startGatewayProcessB(b, bin, dbURL, brokerAddr, filepath.Join(b.TempDir(), "gateway.log"), flags...)
 		idle, _ := procMemMB(b, gw.cmd.Process.Pid)
 		start := f.Config().Start.Add(time.Duration(before/meters) * f.Config().Interval)
 		p, err := mqttpub.New(f, mqttpub.Config{BrokerURL: "mqtt://" + brokerAddr, SharedConnections: 8, Workers: 8,
