@@ -72,6 +72,8 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, stopWatching := withMakeInterrupt(ctx, log, 200*time.Millisecond)
+	defer stopWatching()
 	if err := devKeys(&c.serve.api, c.dataDir, log); err != nil {
 		return err
 	}
