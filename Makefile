@@ -7,7 +7,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 LINT        := $(BIN)/golangci-lint
 LINT_VER    := v2.15.0
 TEST_FLAGS  ?= -timeout 20m
-BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
+BENCH_FLAGS ?= -p 1 -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
 .DEFAULT_GOAL := help
 
@@ -36,7 +36,7 @@ test-race: ## Run the test suite with the race detector.
 	$(GO) test -race $(TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks; each reports its figure next to a same-run baseline.
+bench: ## Run the benchmarks one package at a time (so they do not compete for the cores); each reports its figure next to a same-run baseline.
 	$(GO) test $(BENCH_FLAGS) ./...
 
 .PHONY: fuzz
