@@ -52,6 +52,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meterd/meterd/billing/payment/internal/providerhttp"
+
 	"github.com/meterd/meterd/billing/payment"
 )
 
@@ -234,27 +236,14 @@ func (p *Provider) do(ctx context.Context, op, method, path string, body any, ou
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := p.cfg.Client.Do(req)
-	if err != nil {
-		return &payment.ProviderError{Provider: Name, Op: op, Temporary: true, Err: err}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Temporary: true, Err: err}
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e apiError
-		_ = json.Unmarshal(raw, &e)
-		return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Description,
-			Temporary: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Temporary: true, Err: fmt.Errorf("decode answer: %w", err)}
-		}
-	}
-	return nil
+	return providerhttp.Do(p.cfg.Client, req, Name, op, errorOf, out)
+}
+
+// errorOf reads Razorpay's error document.
+func errorOf(body []byte) (code, message string) {
+	var e apiError
+	_ = json.Unmarshal(body, &e)
+	return e.Error.Code, e.Error.Description
 }
 
 // CreateOrder implements payment.Provider: an order with the payment's

@@ -49,6 +49,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meterd/meterd/billing/payment/internal/providerhttp"
+
 	"github.com/meterd/meterd/billing/payment"
 )
 
@@ -205,29 +207,19 @@ func (p *Provider) do(ctx context.Context, op, method, path string, form url.Val
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
 	}
-	resp, err := p.cfg.Client.Do(req)
-	if err != nil {
-		return &payment.ProviderError{Provider: Name, Op: op, Temporary: true, Err: err}
+	return providerhttp.Do(p.cfg.Client, req, Name, op, errorOf, out)
+}
+
+// errorOf reads Stripe's error document: its code, or its type when the
+// error has no code.
+func errorOf(body []byte) (code, message string) {
+	var e apiError
+	_ = json.Unmarshal(body, &e)
+	code = e.Error.Code
+	if code == "" {
+		code = e.Error.Type
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Temporary: true, Err: err}
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e apiError
-		_ = json.Unmarshal(raw, &e)
-		code := e.Error.Code
-		if code == "" {
-			code = e.Error.Type
-		}
-		return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Code: code, Message: e.Error.Message,
-			Temporary: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500}
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return &payment.ProviderError{Provider: Name, Op: op, Status: resp.StatusCode, Temporary: true, Err: fmt.Errorf("decode answer: %w", err)}
-	}
-	return nil
+	return code, e.Error.Message
 }
 
 // CreateOrder implements payment.Provider: a PaymentIntent, created under
