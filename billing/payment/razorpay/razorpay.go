@@ -52,9 +52,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meterd/meterd/billing/payment/internal/providerhttp"
-
 	"github.com/meterd/meterd/billing/payment"
+	"github.com/meterd/meterd/billing/payment/internal/providerhttp"
 )
 
 // Name is the provider's name.
