@@ -373,10 +373,7 @@ func (h *handlers) listAlerts(r *Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]alertDTO, len(list))
-	for i, a := range list {
-		out[i] = alertOf(a)
-	}
+	out := mapped(list, alertOf)
 	return r.ok(fiber.StatusOK, pageOf(out, p, func(a alertDTO) int64 { return a.ID }))
 }
 
@@ -459,10 +456,7 @@ func (h *handlers) listNotifications(r *Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]notificationDTO, len(list))
-	for i, n := range list {
-		out[i] = notificationOf(n)
-	}
+	out := mapped(list, notificationOf)
 	return r.ok(fiber.StatusOK, pageOf(out, p, func(n notificationDTO) int64 { return n.ID }))
 }
 

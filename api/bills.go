@@ -305,10 +305,7 @@ func (h *handlers) listBills(r *Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]billDTO, len(list))
-	for i, b := range list {
-		out[i] = billOf(b)
-	}
+	out := mapped(list, billOf)
 	return r.ok(fiber.StatusOK, pageOf(out, p, func(b billDTO) int64 { return b.ID }))
 }
 

@@ -204,10 +204,7 @@ func (h *handlers) listProperties(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]propertyDTO, len(list))
-	for i, pr := range list {
-		items[i] = propertyOf(pr)
-	}
+	items := mapped(list, propertyOf)
 	return r.ok(fiber.StatusOK, pageOf(items, p, func(d propertyDTO) int64 { return d.ID }))
 }
 
@@ -371,10 +368,7 @@ func (h *handlers) listMeters(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]meterDTO, len(list))
-	for i, m := range list {
-		items[i] = meterOf(m)
-	}
+	items := mapped(list, meterOf)
 	return r.ok(fiber.StatusOK, pageOf(items, p, func(d meterDTO) int64 { return d.ID }))
 }
 
@@ -420,10 +414,7 @@ func (h *handlers) liveUsage(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]liveDTO, len(list))
-	for i, l := range list {
-		items[i] = liveOf(l)
-	}
+	items := mapped(list, liveOf)
 	return r.ok(fiber.StatusOK, pageOf(items, p, func(d liveDTO) int64 { return d.MeterID }))
 }
 
@@ -612,10 +603,7 @@ func (h *handlers) listStaff(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]staffDTO, len(list))
-	for i, s := range list {
-		items[i] = staffOf(s)
-	}
+	items := mapped(list, staffOf)
 	return r.ok(fiber.StatusOK, Page[staffDTO]{Items: items})
 }
 
@@ -663,10 +651,7 @@ func (h *handlers) listReminders(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]reminderDTO, len(list))
-	for i, rem := range list {
-		items[i] = reminderOf(rem)
-	}
+	items := mapped(list, reminderOf)
 	return r.ok(fiber.StatusOK, Page[reminderDTO]{Items: items})
 }
 
@@ -694,10 +679,7 @@ func (h *handlers) listUsers(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]userDTO, len(list))
-	for i, u := range list {
-		items[i] = userOf(u)
-	}
+	items := mapped(list, userOf)
 	return r.ok(fiber.StatusOK, pageOf(items, p, func(d userDTO) int64 { return d.ID }))
 }
 
@@ -747,9 +729,6 @@ func (h *handlers) listAudit(r *Request) error {
 	if err != nil {
 		return err
 	}
-	items := make([]auditDTO, len(list))
-	for i, e := range list {
-		items[i] = auditOf(e)
-	}
+	items := mapped(list, auditOf)
 	return r.ok(fiber.StatusOK, pageOf(items, p, func(d auditDTO) int64 { return d.ID }))
 }

@@ -353,10 +353,7 @@ func (h *handlers) listPayments(r *Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]paymentDTO, len(list))
-	for i, p := range list {
-		out[i] = paymentOf(p)
-	}
+	out := mapped(list, paymentOf)
 	return r.ok(fiber.StatusOK, pageOf(out, pg, func(p paymentDTO) int64 { return p.ID }))
 }
 

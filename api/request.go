@@ -152,6 +152,15 @@ func (r *Request) page() (account.Page, error) {
 	return p.Normalize(), nil
 }
 
+// mapped returns f of each element of in, in order (the DTOs of a list).
+func mapped[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
 // pageOf wraps items in the list envelope; the next cursor is the key of
 // the last item when the page is full.
 func pageOf[T any](items []T, p account.Page, key func(T) int64) Page[T] {
