@@ -196,20 +196,26 @@ func (p *Portal) updateProfile(r *Request) error {
 	return p.redirect(r, "/profile", "Your profile is saved.")
 }
 
+// profileFailed shows the profile page again with a form problem err
+// (the fields as they are now), or returns any other error.
+func (p *Portal) profileFailed(r *Request, err error) error {
+	if !formProblem(err) {
+		return err
+	}
+	d, f, derr := p.profileData(r)
+	if derr != nil {
+		return derr
+	}
+	return p.renderForm(r, "profile", "Profile", d, f, err)
+}
+
 func (p *Portal) changePassword(r *Request) error {
 	err := p.svc.Accounts.ChangePassword(r.C.UserContext(), r.Actor, r.C.FormValue("current_password"), r.C.FormValue("new_password"))
 	if err != nil {
 		if errors.Is(err, account.ErrInvalidCredentials) {
 			err = InvalidInput(FieldError{Field: "current_password", Message: "is not your current password"})
 		}
-		if formProblem(err) {
-			d, f, derr := p.profileData(r)
-			if derr != nil {
-				return derr
-			}
-			return p.renderForm(r, "profile", "Profile", d, f, err)
-		}
-		return err
+		return p.profileFailed(r, err)
 	}
 	return p.redirect(r, "/profile", "Your password is changed; your other sessions have ended.")
 }
@@ -239,14 +245,7 @@ func (p *Portal) totpSetup(r *Request) error {
 
 func (p *Portal) totpEnable(r *Request) error {
 	if err := p.svc.Accounts.EnableTOTP(r.C.UserContext(), r.Actor, strings.TrimSpace(r.C.FormValue("code"))); err != nil {
-		if formProblem(err) {
-			d, f, derr := p.profileData(r)
-			if derr != nil {
-				return derr
-			}
-			return p.renderForm(r, "profile", "Profile", d, f, err)
-		}
-		return err
+		return p.profileFailed(r, err)
 	}
 	return p.redirect(r, "/profile", "Two-step sign-in is on: you will be asked for a code when you log in.")
 }
@@ -257,14 +256,7 @@ func (p *Portal) totpDisable(r *Request) error {
 		if errors.Is(err, account.ErrInvalidCredentials) {
 			err = InvalidInput(FieldError{Field: "code", Message: "the password or the code is not right"})
 		}
-		if formProblem(err) {
-			d, f, derr := p.profileData(r)
-			if derr != nil {
-				return derr
-			}
-			return p.renderForm(r, "profile", "Profile", d, f, err)
-		}
-		return err
+		return p.profileFailed(r, err)
 	}
 	return p.redirect(r, "/profile", "Two-step sign-in is off.")
 }
