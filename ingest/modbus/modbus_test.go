@@ -239,8 +239,14 @@ func TestDesyncRecovery(t *testing.T) {
 	t.Parallel()
 	h := newDevices()
 	_, img := sdm630Image(t, 5000, false)
-	h.images[1] = img
-	h.delay[1], h.delayN[1] = 300*time.Millisecond, 1 // only the first reply is late
+	// Units 1 and 2 answer from the same image; only the first reply of
+	// each is late. Plain goburrow talks to unit 1, the poller's
+	// connection to unit 2, so a request of goburrow's that the server
+	// handles after its connection closed cannot use up unit 2's delay.
+	for _, u := range []uint8{1, 2} {
+		h.images[u] = img
+		h.delay[u], h.delayN[u] = 300*time.Millisecond, 1
+	}
 	addr := serve(t, h)
 
 	// Plain goburrow, connection kept open after the timeout.
@@ -257,20 +263,17 @@ func TestDesyncRecovery(t *testing.T) {
 	}
 	_ = raw.Close()
 
-	h.mu.Lock()
-	h.reqs[1] = 0
-	h.mu.Unlock()
 	c, err := newConn(TCP, addr, SerialConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.close() }()
-	if _, err := c.read(1, regmap.FuncInput, 0x48, 2, 100*time.Millisecond); !isTimeout(err) {
+	if _, err := c.read(2, regmap.FuncInput, 0x48, 2, 100*time.Millisecond); !isTimeout(err) {
 		t.Fatalf("first read: %v, want a timeout", err)
 	}
 	time.Sleep(400 * time.Millisecond)
 	for i := range 3 {
-		w, err := c.read(1, regmap.FuncInput, 0x48, 2, 100*time.Millisecond)
+		w, err := c.read(2, regmap.FuncInput, 0x48, 2, 100*time.Millisecond)
 		if err != nil {
 			t.Fatalf("read %d after the timeout: %v", i, err)
 		}
