@@ -104,7 +104,7 @@ func benchMemory(b *testing.B, bin, dbURL, brokerAddr string, pool *pgxpool.Pool
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM readings`).Scan(&before); err != nil {
 			b.Fatal(err)
 		}
-		gw := startGatewayProcessB(b, bin, dbURL, brokerAddr, filepath.Join(b.TempDir(), "gateway.log"), flags...)
+		gw := startGatewayProcessB(b, bin, dbURL, brokerAddr, "/tmp/gwmem-"+strings.ReplaceAll(b.Name(), "/", "_")+".log", flags...)
 		idle, _ := procMemMB(b, gw.cmd.Process.Pid)
 		start := f.Config().Start.Add(time.Duration(before/meters) * f.Config().Interval)
 		p, err := mqttpub.New(f, mqttpub.Config{BrokerURL: "mqtt://" + brokerAddr, SharedConnections: 8, Workers: 8,
