@@ -505,3 +505,168 @@ func TestPipelineQuietLinger(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 }
+
+// failingStates wraps the store and fails the UpsertLatest call numbered
+// failAt (from 1), once; it records how many states each call carried.
+type failingStates struct {
+	*postgres.Store
+	failAt int
+	calls  []int
+}
+
+func (f *failingStates) UpsertLatest(ctx context.Context, states []postgres.Latest) error {
+	f.calls = append(f.calls, len(states))
+	if len(f.calls) == f.failAt {
+		return errors.New("connection reset by peer")
+	}
+	return f.Store.UpsertLatest(ctx, states)
+}
+
+// TestTrackerFlushesInChunks: the latest states go out FlushChunk at a
+// time, and when a chunk fails, the states it and the later chunks hold
+// stay pending and are written by the next flush.
+func TestTrackerFlushesInChunks(t *testing.T) {
+	t.Parallel()
+	pool := schematest.New(t)
+	ctx := context.Background()
+	ids := seedMeters(t, pool, "t1", 10)
+	store := &failingStates{Store: postgres.NewStore(pool), failAt: 2}
+	tr, err := ingest.NewTracker(ingest.TrackerConfig{Flush: time.Hour, FlushChunk: 3}, store, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var rows []meter.Reading
+	for i, id := range ids {
+		rows = append(rows, rd(id, t0, int64(1000*(i+1))))
+	}
+	tr.Observe(rows)
+	if err := tr.Flush(ctx); err == nil {
+		t.Fatal("flush with a failing chunk returned nil")
+	}
+	ls, err := store.LatestStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 {
+		t.Fatalf("after the failed flush %d states stored, want the first chunk's 3", len(ls))
+	}
+	if err := tr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(store.calls) != "[3 3 3 3 1]" {
+		t.Fatalf("statement sizes %v, want [3 3 3 3 1] (3, a failed 3, then the 7 left)", store.calls)
+	}
+	ls, err = store.LatestStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int64{}
+	for _, l := range ls {
+		got[l.MeterID] = l.ImportWh
+	}
+	for i, id := range ids {
+		if got[id] != int64(1000*(i+1)) {
+			t.Fatalf("meter %d: stored import %d, want %d (all %v)", id, got[id], 1000*(i+1), got)
+		}
+	}
+}
+
+// TestResolverCache: the directory is loaded at start; a meter provisioned
+// later is found by one query and cached; an external id that two tenants
+// use resolves only with its tenant; a removed meter disappears at the
+// next reload; an unknown reference is remembered as unknown.
+func TestResolverCache(t *testing.T) {
+	t.Parallel()
+	pool := schematest.New(t)
+	ctx := context.Background()
+	ids := seedMeters(t, pool, "t1", 2)
+	m := newMetrics(t)
+	r := newResolver(t, pool, m)
+	lookups := func(result string) float64 { return metricValue(m.Lookups.WithLabelValues(result)) }
+
+	got, err := r.Resolve(ctx, "t1", "m-0002")
+	if err != nil || got.ID != ids[1] || got.Serial != "S2" || got.Model != "sdm630" || got.ExpectedInterval != time.Minute {
+		t.Fatalf("t1/m-0002 = %+v, %v", got, err)
+	}
+	if got, err := r.Resolve(ctx, "", "m-0001"); err != nil || got.ID != ids[0] {
+		t.Fatalf("m-0001 without tenant = %+v, %v", got, err)
+	}
+	if lookups("hit") != 2 {
+		t.Fatalf("hits = %v, want 2", lookups("hit"))
+	}
+
+	// t2 is provisioned after the load; its m-0001 is fetched once, then
+	// cached, and makes the bare m-0001 ambiguous.
+	ids2 := seedMeters(t, pool, "t2", 1)
+	for range 2 {
+		if got, err := r.Resolve(ctx, "t2", "m-0001"); err != nil || got.ID != ids2[0] || got.TenantCode != "t2" {
+			t.Fatalf("t2/m-0001 = %+v, %v", got, err)
+		}
+	}
+	if lookups("miss_found") != 1 {
+		t.Fatalf("miss_found = %v, want 1 (then cached)", lookups("miss_found"))
+	}
+	if _, err := r.Resolve(ctx, "", "m-0001"); !errors.Is(err, ingest.ErrUnknownMeter) {
+		t.Fatalf("bare m-0001 used by two tenants: %v, want ErrUnknownMeter", err)
+	}
+	if got, ok := r.ByID(ids2[0]); !ok || got.ExternalID != "m-0001" {
+		t.Fatalf("ByID(%d) = %+v, %v", ids2[0], got, ok)
+	}
+
+	// Unknown references are asked for once per NegativeTTL (an hour here).
+	for range 3 {
+		if _, err := r.Resolve(ctx, "t1", "m-9999"); !errors.Is(err, ingest.ErrUnknownMeter) {
+			t.Fatalf("t1/m-9999: %v", err)
+		}
+	}
+	// (The ambiguous bare m-0001 above was the first miss_unknown.)
+	if lookups("miss_unknown") != 2 || lookups("negative_hit") != 2 {
+		t.Fatalf("miss_unknown %v negative_hit %v, want 2 and 2", lookups("miss_unknown"), lookups("negative_hit"))
+	}
+
+	// Removal is seen at the next reload.
+	if _, err := pool.Exec(ctx, `UPDATE meters SET removed_at = now() WHERE id = $1`, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.ByID(ids[1]); ok {
+		t.Fatal("removed meter still cached after reload")
+	}
+	if _, err := r.Resolve(ctx, "t1", "m-0002"); !errors.Is(err, ingest.ErrUnknownMeter) {
+		t.Fatalf("removed t1/m-0002: %v, want ErrUnknownMeter", err)
+	}
+	if got := metricValue(m.ResolverMeters); got != 2 {
+		t.Fatalf("resolver_meters = %v, want 2", got)
+	}
+
+	// A reload that finds nothing new keeps the cache as it is; one that
+	// finds a changed serial or a meter nobody asked for yet takes them.
+	if err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := r.ByID(ids[0]); !ok || got.Serial != "S1" {
+		t.Fatalf("after an idle reload ByID(%d) = %+v, %v", ids[0], got, ok)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE meters SET serial = 'S1-replaced' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	ids3 := seedMeters(t, pool, "t3", 1)
+	if err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := r.ByID(ids[0]); !ok || got.Serial != "S1-replaced" {
+		t.Fatalf("after the serial changed ByID(%d) = %+v, %v", ids[0], got, ok)
+	}
+	if got, ok := r.ByID(ids3[0]); !ok || got.TenantCode != "t3" {
+		t.Fatalf("meter provisioned before the reload: ByID(%d) = %+v, %v", ids3[0], got, ok)
+	}
+	if got, err := r.Resolve(ctx, "t2", "m-0001"); err != nil || got.ID != ids2[0] {
+		t.Fatalf("t2/m-0001 after reloads = %+v, %v", got, err)
+	}
+	if got := metricValue(m.ResolverMeters); got != 3 {
+		t.Fatalf("resolver_meters = %v, want 3", got)
+	}
+}

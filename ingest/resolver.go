@@ -14,7 +14,9 @@ import (
 
 // MeterDirectory is the part of the store the resolver reads.
 type MeterDirectory interface {
-	Meters(ctx context.Context) ([]postgres.Meter, error)
+	// EachMeter calls fn with every installed meter; the resolver keeps
+	// what it needs of each as it arrives.
+	EachMeter(ctx context.Context, fn func(postgres.Meter) error) error
 	MeterByRef(ctx context.Context, tenant, externalID string) (postgres.Meter, error)
 	MetersByExternalID(ctx context.Context, externalID string) ([]postgres.Meter, error)
 }
@@ -65,17 +67,77 @@ type Resolver struct {
 	cfg     ResolverConfig
 	metrics *Metrics
 
-	// The cache holds one compact copy of each meter (no settings; shared
-	// strings interned), so 100 000 meters cost tens of megabytes.
+	reloadMu sync.Mutex // one Reload at a time: its walk marks entries by index
 	mu       sync.RWMutex
-	byRef    map[string]*postgres.Meter // "tenant/external_id"
-	byExt    map[string][]int64         // external_id → meter ids (several tenants)
-	byID     map[int64]*postgres.Meter
+	d        directory
 	negative map[string]time.Time // reference → unknown until
-	intern   map[string]string    // tenant codes, models, protocols
 
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// directory is the cached copy. One entry per meter, held by value in one
+// slice and found through maps of indexes; repeated strings are interned:
+// 100 000 meters cost about 30 MB.
+type directory struct {
+	entries []entry
+	byRef   map[meterRef]int32
+	byExt   map[string]int32 // external id → entry, or ambiguous when several tenants use it
+	byID    map[int64]int32
+	intern  map[string]string // tenant codes, models, protocols
+}
+
+// ambiguous marks an external id that names meters of several tenants.
+const ambiguous = -1
+
+type meterRef struct{ tenant, ext string }
+
+// entry is a postgres.Meter without its settings.
+type entry struct {
+	id                                int64
+	interval                          time.Duration
+	tenant, ext, serial, model, proto string
+	secretHash                        string
+}
+
+// is reports whether e caches m as it is.
+func (e *entry) is(m *postgres.Meter) bool {
+	return e.id == m.ID && e.interval == m.ExpectedInterval && e.tenant == m.TenantCode && e.ext == m.ExternalID &&
+		e.serial == m.Serial && e.model == m.Model && e.proto == m.Protocol && e.secretHash == m.SecretHash
+}
+
+func (e *entry) meter() postgres.Meter {
+	return postgres.Meter{ID: e.id, TenantCode: e.tenant, ExternalID: e.ext, Serial: e.serial, Model: e.model,
+		Protocol: e.proto, SecretHash: e.secretHash, ExpectedInterval: e.interval}
+}
+
+func newDirectory(sizeHint int) directory {
+	return directory{entries: make([]entry, 0, sizeHint), byRef: make(map[meterRef]int32, sizeHint),
+		byExt: make(map[string]int32, sizeHint), byID: make(map[int64]int32, sizeHint), intern: map[string]string{}}
+}
+
+func (d *directory) internString(s string) string {
+	if v, ok := d.intern[s]; ok {
+		return v
+	}
+	d.intern[s] = s
+	return s
+}
+
+// add caches m, replacing an entry with the same id or reference.
+func (d *directory) add(m *postgres.Meter) entry {
+	e := entry{id: m.ID, interval: m.ExpectedInterval, tenant: d.internString(m.TenantCode), ext: m.ExternalID,
+		serial: m.Serial, model: d.internString(m.Model), proto: d.internString(m.Protocol), secretHash: m.SecretHash}
+	i := int32(len(d.entries))
+	d.entries = append(d.entries, e)
+	d.byRef[meterRef{e.tenant, e.ext}] = i
+	d.byID[e.id] = i
+	if j, ok := d.byExt[e.ext]; !ok || (j != ambiguous && d.entries[j].id == e.id) {
+		d.byExt[e.ext] = i
+	} else {
+		d.byExt[e.ext] = ambiguous
+	}
+	return e
 }
 
 // NewResolver returns a resolver over dir.
@@ -84,8 +146,7 @@ func NewResolver(dir MeterDirectory, cfg ResolverConfig, m *Metrics) (*Resolver,
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Resolver{dir: dir, cfg: cfg, metrics: m, negative: map[string]time.Time{}, intern: map[string]string{},
-		byRef: map[string]*postgres.Meter{}, byExt: map[string][]int64{}, byID: map[int64]*postgres.Meter{}}, nil
+	return &Resolver{dir: dir, cfg: cfg, metrics: m, negative: map[string]time.Time{}, d: newDirectory(0)}, nil
 }
 
 // Start loads the directory and keeps it current until Stop.
@@ -129,80 +190,107 @@ func (r *Resolver) Stop(ctx context.Context) error {
 	}
 }
 
-// Reload replaces the cached directory with the database's.
+// Reload brings the cached directory up to the database's. It reads every
+// installed meter and compares it with the cached copy; only when a meter
+// was added, changed or removed is a new copy built (sharing the unchanged
+// entries' strings) and swapped in. A reload that finds nothing new, the
+// usual case, allocates next to nothing, so the periodic refresh does not
+// raise the gateway's peak memory.
 func (r *Resolver) Reload(ctx context.Context) error {
-	ms, err := r.dir.Meters(ctx)
-	if err != nil {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	r.mu.RLock()
+	seen := make([]uint64, (len(r.d.entries)+63)/64) // by entry index
+	r.mu.RUnlock()
+	var (
+		changed []postgres.Meter
+		same    int
+	)
+	if err := r.dir.EachMeter(ctx, func(m postgres.Meter) error {
+		r.mu.RLock()
+		i, ok := r.d.byID[m.ID]
+		ok = ok && int(i)/64 < len(seen) && r.d.entries[i].is(&m)
+		r.mu.RUnlock()
+		if ok {
+			seen[i/64] |= 1 << (i % 64)
+			same++
+		} else {
+			changed = append(changed, m)
+		}
+		return nil
+	}); err != nil {
 		return fmt.Errorf("ingest: load meter directory: %w", err)
 	}
-	byRef := make(map[string]*postgres.Meter, len(ms))
-	byExt := make(map[string][]int64, len(ms))
-	byID := make(map[int64]*postgres.Meter, len(ms))
-	intern := map[string]string{}
-	for i := range ms {
-		m := compact(&ms[i], intern)
-		byRef[m.TenantCode+"/"+m.ExternalID] = m
-		byExt[m.ExternalID] = append(byExt[m.ExternalID], m.ID)
-		byID[m.ID] = m
-	}
-	r.mu.Lock()
-	r.byRef, r.byExt, r.byID, r.intern = byRef, byExt, byID, intern
-	r.negative = map[string]time.Time{}
-	r.mu.Unlock()
-	if r.metrics != nil {
-		r.metrics.ResolverMeters.Set(float64(len(ms)))
-	}
-	return nil
-}
 
-// compact returns a heap copy of m without its settings (the resolver does
-// not need them) and with its repeated strings interned.
-func compact(m *postgres.Meter, intern map[string]string) *postgres.Meter {
-	c := *m
-	c.Settings = nil
-	for _, s := range []*string{&c.TenantCode, &c.Model, &c.Protocol} {
-		if v, ok := intern[*s]; ok {
-			*s = v
-		} else {
-			intern[*s] = *s
+	r.mu.RLock()
+	current := len(changed) == 0 && same == len(r.d.byID)
+	var d directory
+	if !current {
+		d = newDirectory(same + len(changed))
+		for _, i := range r.d.byID {
+			if int(i)/64 < len(seen) && seen[i/64]&(1<<(i%64)) != 0 {
+				m := r.d.entries[i].meter()
+				d.add(&m)
+			}
+		}
+		for k := range changed {
+			d.add(&changed[k])
 		}
 	}
-	return &c
+	r.mu.RUnlock()
+
+	r.mu.Lock()
+	if !current {
+		// Meters found by Resolve since the walk began are dropped here;
+		// the next Resolve finds them again.
+		r.d = d
+	}
+	r.negative = map[string]time.Time{}
+	n := len(r.d.byID)
+	r.mu.Unlock()
+	if r.metrics != nil {
+		r.metrics.ResolverMeters.Set(float64(n))
+	}
+	return nil
 }
 
 // ByID returns a cached meter by id (without its settings).
 func (r *Resolver) ByID(id int64) (postgres.Meter, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	m, ok := r.byID[id]
+	i, ok := r.d.byID[id]
 	if !ok {
 		return postgres.Meter{}, false
 	}
-	return *m, true
+	return r.d.entries[i].meter(), true
 }
 
 // Resolve returns the installed meter a reference names. tenant may be
 // empty: then externalID must be unique across tenants. Errors wrap
 // ErrUnknownMeter, or are transient database errors (the caller retries).
 func (r *Resolver) Resolve(ctx context.Context, tenant, externalID string) (postgres.Meter, error) {
-	key := tenant + "/" + externalID
-	now := time.Now()
 	r.mu.RLock()
 	var (
-		mp    *postgres.Meter
+		i     int32
 		found bool
 	)
 	if tenant != "" {
-		mp, found = r.byRef[key]
-	} else if ids := r.byExt[externalID]; len(ids) == 1 {
-		mp, found = r.byID[ids[0]]
+		i, found = r.d.byRef[meterRef{tenant, externalID}]
+	} else {
+		i, found = r.d.byExt[externalID]
+		found = found && i != ambiguous
 	}
+	if found {
+		m := r.d.entries[i].meter()
+		r.mu.RUnlock()
+		r.count("hit")
+		return m, nil
+	}
+	key := tenant + "/" + externalID
 	until, negative := r.negative[key]
 	r.mu.RUnlock()
+	now := time.Now()
 	switch {
-	case found:
-		r.count("hit")
-		return *mp, nil
 	case negative && now.Before(until):
 		r.count("negative_hit")
 		return postgres.Meter{}, fmt.Errorf("%w: %s", ErrUnknownMeter, refString(tenant, externalID))
@@ -242,23 +330,9 @@ func (r *Resolver) Resolve(ctx context.Context, tenant, externalID string) (post
 	}
 	r.count("miss_found")
 	r.mu.Lock()
-	c := compact(&m, r.intern)
-	r.byRef[c.TenantCode+"/"+c.ExternalID] = c
-	if !containsID(r.byExt[c.ExternalID], c.ID) {
-		r.byExt[c.ExternalID] = append(r.byExt[c.ExternalID], c.ID)
-	}
-	r.byID[c.ID] = c
+	e := r.d.add(&m)
 	r.mu.Unlock()
-	return *c, nil
-}
-
-func containsID(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	return e.meter(), nil
 }
 
 func (r *Resolver) count(result string) {

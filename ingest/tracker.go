@@ -40,6 +40,11 @@ type TrackerConfig struct {
 	// the database is down; beyond it the oldest are dropped and counted.
 	// Default 100 000.
 	MaxPendingEvents int
+	// FlushChunk is the most latest states written by one statement.
+	// Default 2 000: a flush after every meter has reported (100 000
+	// states) would otherwise encode one statement of about 50 MB, which
+	// alone doubled the gateway's peak memory.
+	FlushChunk int
 }
 
 func (c *TrackerConfig) setDefaults() {
@@ -58,11 +63,14 @@ func (c *TrackerConfig) setDefaults() {
 	if c.MaxPendingEvents == 0 {
 		c.MaxPendingEvents = 100_000
 	}
+	if c.FlushChunk == 0 {
+		c.FlushChunk = 2_000
+	}
 }
 
 // Validate checks the configuration.
 func (c TrackerConfig) Validate() error {
-	if c.Flush < 0 || c.OfflineFactor < 0 || c.OfflineEvery < 0 || c.MaxPowerW < 0 || c.MaxPendingEvents < 0 {
+	if c.Flush < 0 || c.OfflineFactor < 0 || c.OfflineEvery < 0 || c.MaxPowerW < 0 || c.MaxPendingEvents < 0 || c.FlushChunk < 0 {
 		return errors.New("ingest: tracker settings must not be negative")
 	}
 	return nil
@@ -320,39 +328,53 @@ func (t *Tracker) step(st *meterState, r *meter.Reading, reg meter.Fields, wh in
 	return s.Kind
 }
 
-// Flush writes the states that changed and the pending counter events.
-// On failure they stay pending for the next flush.
+// Flush writes the pending counter events, then the states that changed,
+// FlushChunk at a time. On failure what was not written stays pending for
+// the next flush.
 func (t *Tracker) Flush(ctx context.Context) error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
 	t.mu.Lock()
-	states := make([]postgres.Latest, 0, len(t.dirty))
+	ids := make([]int64, 0, len(t.dirty))
 	for id := range t.dirty {
-		states = append(states, t.states[id].latest())
+		ids = append(ids, id)
 	}
 	clear(t.dirty)
 	events := t.events
 	t.events = nil
 	t.mu.Unlock()
+	slices.Sort(ids)
 
 	err := t.store.WriteCounterEvents(ctx, events)
-	if err == nil {
-		err = t.store.UpsertLatest(ctx, states)
-		events = nil
-	}
 	if err != nil {
 		t.mu.Lock()
-		for _, s := range states {
-			t.dirty[s.MeterID] = struct{}{}
-		}
 		t.events = append(events, t.events...)
 		t.mu.Unlock()
+	}
+	states := make([]postgres.Latest, 0, min(len(ids), t.cfg.FlushChunk))
+	for err == nil && len(ids) > 0 {
+		chunk := ids[:min(len(ids), t.cfg.FlushChunk)]
+		states = states[:0]
+		t.mu.Lock()
+		for _, id := range chunk {
+			states = append(states, t.states[id].latest())
+		}
+		t.mu.Unlock()
+		if err = t.store.UpsertLatest(ctx, states); err == nil {
+			ids = ids[len(chunk):]
+		}
+	}
+	t.mu.Lock()
+	for _, id := range ids { // not written: pending again
+		t.dirty[id] = struct{}{}
+	}
+	lag := len(t.dirty) + len(t.events)
+	t.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if t.metrics != nil {
-		t.mu.Lock()
-		t.metrics.StateLag.Set(float64(len(t.dirty) + len(t.events)))
-		t.mu.Unlock()
+		t.metrics.StateLag.Set(float64(lag))
 	}
 	return nil
 }

@@ -55,6 +55,7 @@ func (c ingestConfig) Validate() error {
 type gatewayConfig struct {
 	pipeline ingest.PipelineConfig
 	tracker  ingest.TrackerConfig
+	resolver ingest.ResolverConfig
 
 	mqttBrokers  []string
 	mqttClientID string
@@ -86,6 +87,7 @@ func (c *gatewayConfig) register(f *flags, dev bool) {
 	f.Duration(&c.pipeline.QuietLinger, "ingest-quiet-linger", "METERD_INGEST_QUIET_LINGER", 5*time.Millisecond, "a write batch this old closes when no further input is waiting")
 	f.Int(&c.pipeline.Writers, "ingest-writers", "METERD_INGEST_WRITERS", 2, "batches written at once (one database connection each)")
 	f.Int(&c.pipeline.MaxQueued, "ingest-max-queued", "METERD_INGEST_MAX_QUEUED", 200_000, "readings accepted but not yet committed before sources are held back")
+	f.Duration(&c.resolver.Refresh, "meter-refresh", "METERD_METER_REFRESH", 5*time.Minute, "how often the gateway reloads the whole meter directory (new meters are found at once; removals and changed serials at the next reload)")
 	f.Duration(&c.tracker.Flush, "latest-flush", "METERD_LATEST_FLUSH", 2*time.Second, "how often the meters' latest state and counter events are written")
 
 	f.List(&c.mqttBrokers, "mqtt-broker", "METERD_MQTT_BROKERS", "", "external MQTT v5 broker URLs to subscribe to (mqtt://host:1883, tls://host:8883)")
@@ -144,7 +146,7 @@ func (c gatewayConfig) Validate() error {
 	if c.modbusEvery < 0 || c.modbusTimeout < 0 || c.mqttSession < 0 || c.brokerSession < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
-	errs = append(errs, c.pipeline.Validate(), c.tracker.Validate())
+	errs = append(errs, c.pipeline.Validate(), c.tracker.Validate(), c.resolver.Validate())
 	return errors.Join(errs...)
 }
 
@@ -204,7 +206,7 @@ func (g *gatewayComponent) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := ingest.NewResolver(g.store, ingest.ResolverConfig{}, m)
+	res, err := ingest.NewResolver(g.store, g.cfg.resolver, m)
 	if err != nil {
 		return err
 	}

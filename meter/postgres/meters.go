@@ -27,12 +27,15 @@ type Meter struct {
 	Settings         []byte // meters.settings, raw JSON
 }
 
-const meterSelect = `SELECT m.id, t.code, m.external_id, m.serial, m.model, m.protocol,
+const (
+	meterColumns = `m.id, t.code, m.external_id, m.serial, m.model, m.protocol,
 	coalesce(m.mqtt_secret_hash, ''),
-	(extract(epoch FROM m.expected_interval) * 1000000)::bigint,
-	m.settings::text
+	(extract(epoch FROM m.expected_interval) * 1000000)::bigint`
+	meterFrom = `
 FROM meters m JOIN tenants t ON t.id = m.tenant_id
 WHERE m.removed_at IS NULL`
+	meterSelect = `SELECT ` + meterColumns + `, m.settings::text` + meterFrom
+)
 
 func scanMeter(row pgx.CollectableRow) (Meter, error) {
 	var m Meter
@@ -55,6 +58,29 @@ func (s *Store) Meters(ctx context.Context) ([]Meter, error) {
 		return nil, fmt.Errorf("load meters: %w", classify(err))
 	}
 	return ms, nil
+}
+
+// EachMeter calls fn with every installed meter, in id order and without
+// its settings, as the rows arrive: a directory of 100 000 meters is never
+// held as a whole. An error from fn stops the walk and is returned.
+func (s *Store) EachMeter(ctx context.Context, fn func(Meter) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT `+meterColumns+meterFrom+` ORDER BY m.id`)
+	if err != nil {
+		return fmt.Errorf("load meters: %w", classify(err))
+	}
+	var (
+		m  Meter
+		us int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.TenantCode, &m.ExternalID, &m.Serial, &m.Model, &m.Protocol, &m.SecretHash, &us},
+		func() error {
+			m.ExpectedInterval = time.Duration(us) * time.Microsecond
+			return fn(m)
+		})
+	if err != nil {
+		return fmt.Errorf("load meters: %w", classify(err))
+	}
+	return nil
 }
 
 // MetersByExternalID returns the installed meters with this external id,
