@@ -111,7 +111,10 @@ func benchEndToEnd(b *testing.B, prof schema.Profile) {
 	const meters, ticks, batchTicks = 100, 300, 3000
 	mq := brokertest.Start(b)
 	pool := schematest.NewProfile(b, prof)
-	f, err := simulator.New(simulator.Config{Seed: 7, Meters: meters, Start: time.Now().UTC().Add(-120 * time.Hour).Truncate(time.Hour),
+	// Every iteration publishes ticks+ticks+batchTicks minutes of history,
+	// all of it in the past (future readings would be rejected).
+	history := time.Duration(b.N*(2*ticks+batchTicks)+60) * time.Minute
+	f, err := simulator.New(simulator.Config{Seed: 7, Meters: meters, Start: time.Now().UTC().Add(-history).Truncate(time.Hour),
 		Interval: time.Minute, Step: time.Minute})
 	if err != nil {
 		b.Fatal(err)
