@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meterd/meterd/deploy/schema"
@@ -254,4 +256,83 @@ func TestMeterDirectory(t *testing.T) {
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("by external id = %d, %v", len(ms), err)
 	}
+}
+
+// TestWriteReadingsEncodesLikePgx: the writer's own binary COPY encoding
+// stores exactly what pgx's generic encoder stores, for every optional
+// quantity present or absent, on the fast path and on the staged one.
+func TestWriteReadingsEncodesLikePgx(t *testing.T) {
+	t.Parallel()
+	schematest.ForEachProfile(t, func(t *testing.T, pool *pgxpool.Pool) {
+		ctx := context.Background()
+		ids := seedMeters(t, pool, "t1", 2)
+		s := postgres.NewStore(pool)
+		kolkata, err := time.LoadLocation("Asia/Kolkata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := time.Now().In(kolkata).Add(-time.Hour).Truncate(time.Minute).Add(123456 * time.Microsecond)
+		optional := []meter.Fields{meter.FieldImport, meter.FieldExport, meter.FieldPower, meter.FieldVoltage,
+			meter.FieldCurrent, meter.FieldFrequency, meter.FieldPowerFactor}
+		var rows []meter.Reading
+		for i := range 1 << len(optional) { // every combination of present quantities
+			var f meter.Fields
+			for b, q := range optional {
+				if i&(1<<b) != 0 {
+					f |= q
+				}
+			}
+			rows = append(rows, meter.Reading{Time: base.Add(time.Duration(i) * time.Second), ReceivedAt: base.Add(time.Duration(i)*time.Second + 987*time.Microsecond),
+				ImportWh: 1<<40 + int64(i), ExportWh: -int64(i), PowerW: -1234.5, VoltageV: 229.87, CurrentA: 0.001, FrequencyHz: 49.98,
+				PowerFactor: -0.75, Fields: f, Source: meter.Source(1 + i%3), Quality: meter.Quality(i % 4)})
+		}
+		with := func(id int64, rs []meter.Reading) []meter.Reading {
+			out := slices.Clone(rs)
+			for i := range out {
+				out[i].MeterID = id
+			}
+			return out
+		}
+		// Fast path for the first meter, pgx for the second.
+		if res, err := s.WriteReadings(ctx, with(ids[0], rows[:100])); err != nil || res.Staged {
+			t.Fatalf("write = %+v, %v", res, err)
+		}
+		// The rest through the staged path: a batch that repeats one row.
+		if res, err := s.WriteReadings(ctx, with(ids[0], rows[99:])); err != nil || !res.Staged || res.Inserted != len(rows)-100 {
+			t.Fatalf("staged write = %+v, %v", res, err)
+		}
+		pgxRows := with(ids[1], rows)
+		opt := func(r *meter.Reading, q meter.Fields, v any) any {
+			if !r.Fields.Has(q) {
+				return nil
+			}
+			return v
+		}
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"readings"}, []string{"meter_id", "ts", "received_at", "import_wh", "export_wh",
+			"power_w", "voltage_v", "current_a", "frequency_hz", "power_factor", "source", "quality"},
+			pgx.CopyFromSlice(len(pgxRows), func(i int) ([]any, error) {
+				r := &pgxRows[i]
+				return []any{r.MeterID, r.Time, r.ReceivedAt, opt(r, meter.FieldImport, r.ImportWh), opt(r, meter.FieldExport, r.ExportWh),
+					opt(r, meter.FieldPower, r.PowerW), opt(r, meter.FieldVoltage, r.VoltageV), opt(r, meter.FieldCurrent, r.CurrentA),
+					opt(r, meter.FieldFrequency, r.FrequencyHz), opt(r, meter.FieldPowerFactor, r.PowerFactor), int16(r.Source), int16(r.Quality)}, nil
+			})); err != nil {
+			t.Fatal(err)
+		}
+		const cols = `ts, received_at, import_wh, export_wh, power_w, voltage_v, current_a, frequency_hz, power_factor, source, quality`
+		diff := count(t, pool, `SELECT count(*) FROM (
+			(SELECT `+cols+` FROM readings WHERE meter_id = $1 EXCEPT ALL SELECT `+cols+` FROM readings WHERE meter_id = $2)
+			UNION ALL
+			(SELECT `+cols+` FROM readings WHERE meter_id = $2 EXCEPT ALL SELECT `+cols+` FROM readings WHERE meter_id = $1)) d`, ids[0], ids[1])
+		if n := count(t, pool, `SELECT count(*) FROM readings WHERE meter_id = $1`, ids[0]); diff != 0 || n != len(rows) {
+			t.Fatalf("%d rows differ between the two encoders; %d of %d stored", diff, n, len(rows))
+		}
+		var ts time.Time
+		var exp *int64
+		if err := pool.QueryRow(ctx, `SELECT ts, export_wh FROM readings WHERE meter_id = $1 ORDER BY ts LIMIT 1`, ids[0]).Scan(&ts, &exp); err != nil {
+			t.Fatal(err)
+		}
+		if !ts.Equal(base) || exp != nil {
+			t.Fatalf("first row ts %v export %v, want %v and NULL", ts, exp, base)
+		}
+	})
 }
