@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,6 +61,19 @@ type PortalConfig struct {
 	// arrive over plain HTTP (TLS terminated by a proxy that is not a
 	// trusted proxy). Default: Secure when the request is HTTPS.
 	SecureCookies bool
+	// CheckoutScripts are the payment providers' browser SDKs, by the
+	// next-action type of the payments that need them
+	// ("razorpay_checkout", "stripe_confirm"). The checkout page loads the
+	// one its payment needs, and only that page's content security policy
+	// admits its origin. Defaults: Razorpay Checkout and Stripe.js v3, which
+	// the providers require be loaded from their own origins.
+	CheckoutScripts map[string]string
+}
+
+// Default checkout SDKs.
+var defaultCheckoutScripts = map[string]string{
+	"razorpay_checkout": "https://checkout.razorpay.com/v1/checkout.js",
+	"stripe_confirm":    "https://js.stripe.com/v3/",
 }
 
 func (c *PortalConfig) setDefaults() {
@@ -67,6 +81,9 @@ func (c *PortalConfig) setDefaults() {
 		c.LivePoll = 10 * time.Second
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	scripts := maps.Clone(defaultCheckoutScripts)
+	maps.Copy(scripts, c.CheckoutScripts)
+	c.CheckoutScripts = scripts
 }
 
 // Validate checks the configuration.
@@ -79,6 +96,14 @@ func (c PortalConfig) Validate() error {
 	}
 	if c.LivePoll < 0 {
 		return errors.New("portal: LivePoll must not be negative")
+	}
+	for kind, script := range c.CheckoutScripts {
+		if _, ok := defaultCheckoutScripts[kind]; !ok {
+			return fmt.Errorf("portal: checkout script for %q: no such next action", kind)
+		}
+		if scriptOrigin(script) == "" {
+			return fmt.Errorf("portal: checkout script %q: want an absolute http(s) URL", script)
+		}
 	}
 	return nil
 }

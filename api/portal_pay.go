@@ -1,10 +1,16 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/shopspring/decimal"
 
@@ -108,8 +114,8 @@ func (p *Portal) pay(r *Request) error {
 		err = &Error{Kind: KindInvalidInput, Detail: "invalid amount", Fields: []FieldError{{Field: "amount", Message: "must be an amount in rupees, such as 1049.50"}}}
 	}
 	var pm payment.Payment
+	ret := fmt.Sprintf("%s/bills/%d/paid", p.baseURL(r.C), d.Bill.ID)
 	if err == nil {
-		ret := fmt.Sprintf("%s/bills/%d/paid", p.baseURL(r.C), d.Bill.ID)
 		pm, _, err = p.svc.Payments.Create(r.C.UserContext(), caller(r), d.Key, payment.CreateRequest{BillID: d.Bill.ID, Amount: amount,
 			Method: payment.Method(f["method"]), ReturnURL: ret})
 	}
@@ -123,14 +129,87 @@ func (p *Portal) pay(r *Request) error {
 		}
 		return err
 	}
-	if a := pm.NextAction; a != nil && pm.Status.Open() && a.Type == "redirect" && a.URL != "" {
-		return r.C.Redirect(a.URL, http.StatusSeeOther)
+	if a := pm.NextAction; a != nil && pm.Status.Open() {
+		if a.Type == "redirect" && a.URL != "" {
+			return r.C.Redirect(a.URL, http.StatusSeeOther)
+		}
+		if script := p.cfg.CheckoutScripts[a.Type]; script != "" {
+			return p.checkout(r, d, pm, script, ret)
+		}
 	}
 	msg := ""
 	if pm.Status.Open() {
 		msg = "This payment needs the provider's own checkout, which the portal cannot open; choose another method."
 	}
 	return p.redirect(r, fmt.Sprintf("/payments/%d", pm.ID), msg)
+}
+
+type checkoutData struct {
+	Bill    billingpg.StoredBill
+	Payment payment.Payment
+	Kind    string // the next action: razorpay_checkout or stripe_confirm
+	Script  string // the provider's SDK
+	Params  string // JSON for portal.js: the action's params and return_url
+}
+
+// checkout renders the page that opens the provider's own checkout (Razorpay
+// Checkout, or Stripe's Payment Element) in the browser. portal.js drives
+// it; the provider sends the payer back to ret (paid) with the fields
+// Confirm verifies. Only this page's content security policy admits the
+// provider's origins.
+func (p *Portal) checkout(r *Request, d billData, pm payment.Payment, script, ret string) error {
+	params := maps.Clone(pm.NextAction.Params)
+	if params == nil {
+		params = map[string]string{}
+	}
+	params["return_url"] = ret
+	js, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	r.C.Set(fiber.HeaderContentSecurityPolicy, checkoutPolicy(pm.NextAction.Type, scriptOrigin(script)))
+	// The providers' SDKs are served without Cross-Origin-Resource-Policy,
+	// which every other page's require-corp would demand, and Razorpay's
+	// net banking and wallets talk to the popups they open.
+	r.C.Set("Cross-Origin-Embedder-Policy", "unsafe-none")
+	r.C.Set("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
+	return p.write(r, http.StatusOK, "checkout", "layout", p.view(r, "Pay bill "+d.Bill.Number,
+		checkoutData{Bill: d.Bill, Payment: pm, Kind: pm.NextAction.Type, Script: script, Params: string(js)}))
+}
+
+// contentSecurityPolicy is every page's policy: meterd's own scripts and
+// styles only.
+const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+// checkoutPolicy widens contentSecurityPolicy for one provider's checkout:
+// its SDK's origin, plus the frames, API calls and images its documentation
+// lists for a content security policy.
+func checkoutPolicy(kind, sdkOrigin string) string {
+	script, frame, connect, img := []string{sdkOrigin}, []string{sdkOrigin}, []string(nil), []string(nil)
+	switch kind {
+	case "razorpay_checkout":
+		frame = append(frame, "https://api.razorpay.com")
+		connect = append(connect, "https://api.razorpay.com", "https://lumberjack.razorpay.com")
+		img = append(img, "https://cdn.razorpay.com")
+	case "stripe_confirm":
+		script = append(script, "https://*.js.stripe.com")
+		frame = append(frame, "https://*.js.stripe.com", "https://hooks.stripe.com")
+		connect = append(connect, "https://api.stripe.com")
+	}
+	join := func(xs []string) string { return strings.Join(slices.Compact(xs), " ") }
+	return "default-src 'self'; script-src 'self' " + join(script) + "; frame-src " + join(frame) +
+		"; connect-src 'self' " + join(connect) + "; img-src 'self' data: " + join(img) +
+		"; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+}
+
+// scriptOrigin is the scheme://host[:port] of an absolute http(s) URL, or
+// "" when it is not one.
+func scriptOrigin(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // checkoutFields are the return parameters of the providers' checkouts

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -35,8 +36,11 @@ import (
 	"github.com/meterd/meterd/billing/billrun"
 	"github.com/meterd/meterd/billing/payment"
 	"github.com/meterd/meterd/billing/payment/guard"
+	"github.com/meterd/meterd/billing/payment/paymenttest"
 	paymentpg "github.com/meterd/meterd/billing/payment/postgres"
+	"github.com/meterd/meterd/billing/payment/razorpay"
 	"github.com/meterd/meterd/billing/payment/sandbox"
+	"github.com/meterd/meterd/billing/payment/stripe"
 	billingpg "github.com/meterd/meterd/billing/postgres"
 	"github.com/meterd/meterd/deploy/schema"
 	"github.com/meterd/meterd/deploy/schema/schematest"
@@ -53,11 +57,17 @@ type portalStack struct {
 	sbx        *sandbox.Gateway
 	alerts     *alertspg.Store
 	deliveries chan sandbox.Delivery
+	rzp        *paymenttest.RazorpayPeer // with portalOptions.checkouts
+	stp        *paymenttest.StripePeer   // with portalOptions.checkouts
 }
 
 type portalOptions struct {
 	cfg       api.PortalConfig
 	accessTTL time.Duration
+	// checkouts adds Razorpay for net banking and Stripe for cards (local
+	// peers), with stand-ins for their browser SDKs that the portal's
+	// checkout page loads.
+	checkouts bool
 	account   func(*account.Config)
 }
 
@@ -117,7 +127,26 @@ func newPortalStack(t *testing.T, o portalOptions) *portalStack {
 	must(t, err)
 	payStore, err := paymentpg.New(bpool, paymentpg.Deps{Ledger: ledger, Outbox: e2eOutbox{}, Audit: e2eAudit{}, Sealer: ring})
 	must(t, err)
-	pays, err := payment.New(payStore, []payment.Provider{g}, payment.Config{})
+	providers, payCfg := []payment.Provider{g}, payment.Config{}
+	if o.checkouts {
+		ps.rzp = paymenttest.NewRazorpayPeer(t)
+		rp, err := razorpay.New(razorpay.Config{BaseURL: ps.rzp.URL, KeyID: ps.rzp.KeyID, KeySecret: ps.rzp.KeySecret,
+			WebhookSecrets: []string{ps.rzp.WebhookSecret}, MerchantName: "Demo Power"})
+		must(t, err)
+		rg, err := guard.Wrap(rp, guard.Config{Timeout: 5 * time.Second})
+		must(t, err)
+		ps.stp = paymenttest.NewStripePeer(t)
+		sp, err := stripe.New(stripe.Config{BaseURL: ps.stp.URL, SecretKey: ps.stp.SecretKey, PublishableKey: ps.stp.PublishableKey,
+			WebhookSecrets: []string{ps.stp.WebhookSecret}})
+		must(t, err)
+		sg, err := guard.Wrap(sp, guard.Config{Timeout: 5 * time.Second})
+		must(t, err)
+		providers = append(providers, rg, sg)
+		payCfg.Routes = map[payment.Method]string{payment.MethodNetbanking: razorpay.Name, payment.MethodCard: stripe.Name}
+		o.cfg.CheckoutScripts = map[string]string{"razorpay_checkout": razorpayCheckoutStandIn(t, ps.rzp) + "/v1/checkout.js",
+			"stripe_confirm": stripeJSStandIn(t, ps.stp) + "/v3/"}
+	}
+	pays, err := payment.New(payStore, providers, payCfg)
 	must(t, err)
 
 	srv, err := api.New(api.Config{Addr: addr}, api.Deps{Version: "test"})
@@ -513,4 +542,116 @@ func TestPortalAuthorizationMatrix(t *testing.T) {
 		t.Fatalf("only %d calls checked", checked)
 	}
 	t.Logf("%d portal route × caller × target calls checked", checked)
+}
+
+// razorpayCheckoutStandIn serves, from its own origin as Razorpay does, a
+// stand-in for Checkout's SDK (checkout.js): new Razorpay(options).open()
+// "pays" the order at the peer with net banking and calls options.handler
+// with the payment id and the signature Checkout would return. It is
+// loaded, like the real one, through the checkout page's content security
+// policy, so a policy that did not admit the origin fails the test.
+func razorpayCheckoutStandIn(t *testing.T, peer *paymenttest.RazorpayPeer) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/checkout.js", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = io.WriteString(w, `(function () {
+  var origin = new URL(document.currentScript.src).origin;
+  window.Razorpay = function (o) {
+    if (!o.key || !o.order_id || !o.amount || typeof o.handler !== "function") throw new Error("Razorpay: incomplete options");
+    this.on = function () {};
+    this.open = function () {
+      window.__rzpHandler = o.handler;
+      var s = document.createElement("script");
+      s.src = origin + "/pay.js?key=" + encodeURIComponent(o.key) + "&order_id=" + encodeURIComponent(o.order_id) +
+        "&method=" + encodeURIComponent((o.prefill || {}).method || "");
+      document.head.appendChild(s);
+    };
+  };
+})();`)
+	})
+	mux.HandleFunc("GET /pay.js", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("key") != peer.KeyID || q.Get("method") != string(payment.MethodNetbanking) {
+			http.Error(w, "wrong key or method", http.StatusBadRequest)
+			return
+		}
+		order := q.Get("order_id")
+		py := peer.Pay(order, payment.MethodNetbanking, paymenttest.RazorpayCaptured)
+		id, _ := py["id"].(string)
+		resp, err := json.Marshal(map[string]string{"razorpay_payment_id": id, "razorpay_order_id": order,
+			"razorpay_signature": peer.CheckoutSignature(order, id)})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = fmt.Fprintf(w, "window.__rzpHandler(%s);", resp)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// stripeJSStandIn serves, from its own origin as Stripe does, a stand-in
+// for Stripe.js (v3): Stripe(key).elements({clientSecret}) mounts a
+// "Payment Element", and confirmPayment pays the PaymentIntent at the peer
+// with pm_card_visa, then sends the payer to return_url with the
+// parameters Stripe adds (payment_intent, its client secret,
+// redirect_status).
+func stripeJSStandIn(t *testing.T, peer *paymenttest.StripePeer) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v3/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = io.WriteString(w, `(function () {
+  var origin = new URL(document.currentScript.src).origin;
+  window.Stripe = function (key) {
+    if (!key) throw new Error("Stripe: no publishable key");
+    return {
+      elements: function (o) {
+        var secret = o && o.clientSecret;
+        if (!secret) throw new Error("Stripe: elements need the client secret");
+        return {
+          _secret: secret,
+          create: function (type) {
+            return { mount: function (sel) {
+              var d = document.querySelector(sel);
+              d.setAttribute("data-stripe-element", type);
+              d.textContent = "Card •••• 4242";
+            } };
+          }
+        };
+      },
+      confirmPayment: function (o) {
+        var secret = o.elements._secret;
+        var pi = secret.split("_secret_")[0];
+        return new Promise(function () {
+          window.__stripeReturn = o.confirmParams.return_url;
+          var s = document.createElement("script");
+          s.src = origin + "/confirm.js?key=" + encodeURIComponent(key) + "&payment_intent=" + encodeURIComponent(pi) +
+            "&client_secret=" + encodeURIComponent(secret);
+          document.head.appendChild(s);
+        });
+      }
+    };
+  };
+})();`)
+	})
+	mux.HandleFunc("GET /confirm.js", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		pi := peer.Intent(q.Get("payment_intent"))
+		if q.Get("key") != peer.PublishableKey || pi == nil || pi["client_secret"] != q.Get("client_secret") {
+			http.Error(w, "wrong key, intent or client secret", http.StatusBadRequest)
+			return
+		}
+		peer.Pay(q.Get("payment_intent"), "pm_card_visa")
+		params := url.Values{"payment_intent": {q.Get("payment_intent")}, "payment_intent_client_secret": {q.Get("client_secret")},
+			"redirect_status": {"succeeded"}}
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = fmt.Fprintf(w, "window.location.assign(window.__stripeReturn + (window.__stripeReturn.indexOf('?') < 0 ? '?' : '&') + %q);", params.Encode())
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -167,8 +167,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		recoverMiddleware(deps.Logger),
 		timeoutMiddleware(cfg.RequestTimeout),
 		helmet.New(helmet.Config{
-			// The portal loads its own scripts and styles only.
-			ContentSecurityPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+			// The portal loads its own scripts and styles only (the
+			// checkout page widens it for one payment provider).
+			ContentSecurityPolicy: contentSecurityPolicy,
 			// Sent on HTTPS only (behind a TLS-terminating proxy).
 			HSTSMaxAge: 365 * 24 * 3600,
 		}),

@@ -132,8 +132,82 @@
     if (a) window.location.replace(a.href);
   }
 
+  // The checkout page opens the payment provider's own checkout (its SDK,
+  // loaded from its origin by the page) and sends the payer back to
+  // return_url with the fields meterd verifies before trusting anything.
+  function checkout() {
+    var el = document.getElementById("checkout");
+    if (!el || el._wired) return;
+    el._wired = true;
+    var kind = el.getAttribute("data-kind");
+    var p = JSON.parse(el.getAttribute("data-params") || "{}");
+    var btn = document.getElementById("checkout-open");
+    var errEl = document.getElementById("checkout-error");
+    function fail(msg) {
+      errEl.textContent = msg;
+      errEl.hidden = false;
+      btn.disabled = false;
+    }
+    function back(fields) {
+      var q = Object.keys(fields).map(function (k) {
+        return encodeURIComponent(k) + "=" + encodeURIComponent(fields[k] || "");
+      }).join("&");
+      window.location.assign(p.return_url + (p.return_url.indexOf("?") < 0 ? "?" : "&") + q);
+    }
+    if (kind === "razorpay_checkout") {
+      btn.addEventListener("click", function () {
+        if (typeof window.Razorpay !== "function") {
+          fail("Razorpay Checkout did not load. Nothing was charged; check your connection and try again.");
+          return;
+        }
+        btn.disabled = true;
+        errEl.hidden = true;
+        var rzp = new window.Razorpay({
+          key: p.key, order_id: p.order_id, amount: p.amount, currency: p.currency,
+          name: p.name, description: p.description,
+          prefill: p.method ? { method: p.method } : {},
+          handler: function (r) {
+            back({ razorpay_payment_id: r.razorpay_payment_id, razorpay_order_id: r.razorpay_order_id,
+              razorpay_signature: r.razorpay_signature });
+          },
+          modal: { ondismiss: function () { btn.disabled = false; } }
+        });
+        if (typeof rzp.on === "function") {
+          rzp.on("payment.failed", function (r) {
+            fail("The payment failed: " + ((r && r.error && r.error.description) || "declined") + ". You can try again.");
+          });
+        }
+        rzp.open();
+      });
+    } else if (kind === "stripe_confirm") {
+      var stripe = null, elements = null;
+      var mount = function () {
+        if (stripe) return true;
+        if (typeof window.Stripe !== "function") return false;
+        stripe = window.Stripe(p.publishable_key);
+        elements = stripe.elements({ clientSecret: p.client_secret });
+        elements.create("payment").mount("#stripe-element");
+        return true;
+      };
+      // Stripe.js comes after this file; it has run by the load event.
+      window.addEventListener("load", mount);
+      btn.addEventListener("click", function () {
+        if (!mount()) {
+          fail("Stripe did not load. Nothing was charged; check your connection and try again.");
+          return;
+        }
+        btn.disabled = true;
+        errEl.hidden = true;
+        stripe.confirmPayment({ elements: elements, confirmParams: { return_url: p.return_url } }).then(function (res) {
+          if (res && res.error) fail(res.error.message || "The payment could not be confirmed.");
+        });
+      });
+    }
+  }
+
   function init(root) {
     autofollow();
+    checkout();
     menu();
     tick();
     charts(root);
