@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	gm "github.com/goburrow/modbus"
 	sv "github.com/simonvetter/modbus"
@@ -337,34 +341,89 @@ func rtuTCPServer(t testing.TB, unit byte, img *regmap.Image) string {
 			}
 			go func() {
 				defer func() { _ = c.Close() }()
-				for {
-					req := make([]byte, 8)
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-					if req[0] != unit || crc16(req[:6]) != binary.LittleEndian.Uint16(req[6:]) {
-						continue
-					}
-					start, n := binary.BigEndian.Uint16(req[2:]), binary.BigEndian.Uint16(req[4:])
-					w, err := img.Read(regmap.Function(req[1]), start, n, nil)
-					var resp []byte
-					if err != nil {
-						resp = []byte{unit, req[1] | 0x80, 2}
-					} else {
-						resp = []byte{unit, req[1], byte(2 * n)}
-						for _, x := range w {
-							resp = binary.BigEndian.AppendUint16(resp, x)
-						}
-					}
-					resp = binary.LittleEndian.AppendUint16(resp, crc16(resp))
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
+				serveRTUFrames(c, unit, img)
 			}()
 		}
 	}()
 	return l.Addr().String()
+}
+
+// serveRTUFrames answers RTU read requests for unit from img on rw (a
+// TCP connection, or the master side of a pseudo-terminal) until rw fails.
+func serveRTUFrames(rw io.ReadWriter, unit byte, img *regmap.Image) {
+	for {
+		req := make([]byte, 8)
+		if _, err := io.ReadFull(rw, req); err != nil {
+			return
+		}
+		if req[0] != unit || crc16(req[:6]) != binary.LittleEndian.Uint16(req[6:]) {
+			continue
+		}
+		start, n := binary.BigEndian.Uint16(req[2:]), binary.BigEndian.Uint16(req[4:])
+		w, err := img.Read(regmap.Function(req[1]), start, n, nil)
+		var resp []byte
+		if err != nil {
+			resp = []byte{unit, req[1] | 0x80, 2}
+		} else {
+			resp = []byte{unit, req[1], byte(2 * n)}
+			for _, x := range w {
+				resp = binary.BigEndian.AppendUint16(resp, x)
+			}
+		}
+		resp = binary.LittleEndian.AppendUint16(resp, crc16(resp))
+		if _, err := rw.Write(resp); err != nil {
+			return
+		}
+	}
+}
+
+// openPTY opens a pseudo-terminal pair: the master, which the test reads
+// and writes as the meter, and the slave's path, which the poller opens
+// as its serial device (with its own line settings, as on a real port).
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlock pty: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatalf("pty number: %v", e)
+	}
+	dev := fmt.Sprintf("/dev/pts/%d", n)
+	// Holding the slave open keeps the master readable (no EIO) before the
+	// poller opens it and between its reconnects, as a cable would.
+	sl, err := os.OpenFile(dev, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sl.Close() })
+	return m, dev
+}
+
+// TestRTUOverSerial polls a meter on a serial line: RTU frames through a
+// pseudo-terminal, opened by the poller like a USB–RS-485 adapter.
+func TestRTUOverSerial(t *testing.T) {
+	t.Parallel()
+	master, dev := openPTY(t)
+	m, img := sdm630Image(t, 555_000, true)
+	go serveRTUFrames(master, 7, img)
+	pipe := newPipe()
+	p := startPoller(t, Config{Interval: 200 * time.Millisecond, Timeout: time.Second}, []Bus{{Transport: RTU, Address: dev,
+		Serial: SerialConfig{BaudRate: 19200, Parity: "E"}, Gap: 2 * time.Millisecond,
+		Devices: []Device{{MeterID: 7, Unit: 7, Map: m}}}}, pipe, nil)
+	waitFor(t, 10*time.Second, "two polls", func() bool { return len(pipe.readings()) >= 2 })
+	if st := p.Stats()[dev+"/7"]; st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if r := pipe.readings()[0]; r.ImportWh != 555_000 || r.FrequencyHz != 50 || r.VoltageV != 230 {
+		t.Fatalf("reading = %+v", r)
+	}
 }
 
 func crc16(b []byte) uint16 {
