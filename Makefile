@@ -39,12 +39,24 @@ test-race: ## Run the test suite with the race detector.
 bench: ## Run the benchmarks one package at a time (so they do not compete for the cores); each reports its figure next to a same-run baseline.
 	$(GO) test $(BENCH_FLAGS) ./...
 
+# Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" as -fuzztime runs out, having found nothing (golang/go#75804, fixed
+# in Go 1.27). A run that fails that way and wrote no failing input is reported
+# and passes; any other failure, and every failing input, fails the target.
 .PHONY: fuzz
 fuzz: ## Fuzz every Fuzz target for FUZZTIME each (default 20s).
 	@for d in $$(grep -rlE '^func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
 		for f in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]+' $$d/*_test.go | cut -d' ' -f2); do \
 			echo "fuzz $$d $$f for $${FUZZTIME:-20s}"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$d || exit 1; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$d 2>&1); rc=$$?; \
+			echo "$$out"; \
+			if [ $$rc -ne 0 ]; then \
+				if printf '%s\n' "$$out" | grep -qx -- "--- FAIL: $$f ([0-9.]*s)" && \
+				   printf '%s\n' "$$out" | grep -qx '    context deadline exceeded' && \
+				   ! printf '%s\n' "$$out" | grep -q 'Failing input written'; then \
+					echo "fuzz $$d $$f: the fuzz coordinator's own deadline race (golang/go#75804), no failing input: not a finding"; \
+				else exit 1; fi; \
+			fi; \
 		done; \
 	done
 
