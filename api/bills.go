@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -217,7 +218,7 @@ func tariffVersionOf(v billingpg.TariffVersion) tariffVersionDTO {
 type publishTariffRequest struct {
 	Service       string          `json:"service,omitempty" enum:"electricity,water,sewerage" doc:"default electricity"`
 	Plan          string          `json:"plan" doc:"the name connections' tariff_plan refers to"`
-	Document      json.RawMessage `json:"document" doc:"a tariff document (electricity) or municipal masters (water, sewerage), stored exactly as sent"`
+	Document      json.RawMessage `json:"document" doc:"a tariff document (electricity) or municipal masters (water, sewerage): a JSON object, stored exactly as sent, or a JSON string holding the document as YAML, stored as the equivalent JSON"`
 	Version       string          `json:"version,omitempty" doc:"municipal masters only"`
 	EffectiveFrom string          `json:"effective_from,omitempty" doc:"YYYY-MM-DD, municipal masters only"`
 }
@@ -369,7 +370,15 @@ func (h *handlers) publishTariff(r *Request) error {
 	if in.Service == "" {
 		in.Service = "electricity"
 	}
-	p := billingpg.Publish{TenantID: r.Scope.TenantID, Service: in.Service, Plan: in.Plan, Document: in.Document, Version: in.Version,
+	doc := []byte(in.Document)
+	if t := bytes.TrimLeft(doc, " \t\r\n"); len(t) > 0 && t[0] == '"' { // YAML text in a JSON string
+		var text string
+		if err := json.Unmarshal(t, &text); err != nil {
+			return InvalidInput(FieldError{Field: "document", Message: "is not a JSON string"})
+		}
+		doc = []byte(text)
+	}
+	p := billingpg.Publish{TenantID: r.Scope.TenantID, Service: in.Service, Plan: in.Plan, Document: doc, Version: in.Version,
 		PublishedBy: r.Actor.UserID, Audit: billingAudit(r)}
 	if in.EffectiveFrom != "" {
 		d, err := billing.ParseDate(in.EffectiveFrom)

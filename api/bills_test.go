@@ -133,6 +133,25 @@ func TestBillingRoutes(t *testing.T) {
 	if items := r.JSON(t)["items"].([]any); len(items) != 1 {
 		t.Errorf("tariffs = %v", items)
 	}
+	// A tariff authored in YAML (a JSON string holding it) is stored as the
+	// equivalent JSON; YAML that is not valid is refused by field.
+	yamlDoc := "tenant: demo\nplan: lt-yaml\nversion: FY2024-25\neffective_from: 2024-04-01\ncurrency: INR\n" +
+		"rounding: {mode: half_up, places: 2}\nenergy:\n  kind: flat\n  rate: 5.25  # per kWh\nround_off: {places: 0, mode: half_ceiling}\n"
+	r = s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-yaml", "document": yamlDoc})
+	want(t, r, 201, "")
+	if v := r.JSON(t); v["version"] != "FY2024-25" || v["effective_from"] != "2024-04-01" {
+		t.Errorf("YAML tariff published as %v", v)
+	}
+	var stored string
+	must(t, s.pool.QueryRow(t.Context(), `SELECT document FROM tariff_versions WHERE plan = 'lt-yaml'`).Scan(&stored))
+	if !json.Valid([]byte(stored)) || !strings.Contains(stored, `"rate":5.25`) {
+		t.Errorf("YAML tariff stored as %s", stored)
+	}
+	bad = s.do("POST", "/api/billing/tariffs", biller.Token, map[string]any{"plan": "lt-yaml", "document": "plan: [unclosed\n"})
+	want(t, bad, 400, "InvalidInput")
+	if !strings.Contains(string(bad.Body), `"field":"document"`) {
+		t.Errorf("bad YAML problem does not name the document: %s", bad.Body)
+	}
 
 	// Quote.
 	r = s.do("POST", "/api/billing/quote", support.Token, map[string]any{"tariff": tariffDoc,

@@ -262,7 +262,10 @@ func TestPortalStaffForms(t *testing.T) {
 
 	p := admin.post("/staff/tariffs", url.Values{"plan": {"domestic"}, "document": {"{not json"}})
 	wantPage(t, p, http.StatusBadRequest, "InvalidInput")
-	wantContains(t, p, `id="f-document-err"`, "not valid JSON", "{not json")
+	wantContains(t, p, `id="f-document-err"`, "malformed JSON", "{not json")
+	p = admin.post("/staff/tariffs", url.Values{"plan": {"domestic"}, "document": {"plan: [unclosed\n"}})
+	wantPage(t, p, http.StatusBadRequest, "InvalidInput")
+	wantContains(t, p, `id="f-document-err"`, "neither JSON nor YAML")
 	p = admin.post("/staff/tariffs", url.Values{"plan": {"domestic"}, "document": {`{"tenant": "demo", "plan": "domestic", "version": "v1", "effective_from": "2024-04-01", "currency": "INR",
 		"rounding": {"mode": "half_up", "places": 2}, "energy": {"kind": "telescopic", "slabs": [{"upto_kwh": 100, "rate": "-3"}]}}`}})
 	wantPage(t, p, http.StatusBadRequest, "InvalidInput")

@@ -303,6 +303,8 @@ func tariffFields(err error) error {
 		switch f.Field {
 		case "plan", "version", "effective_from", "service":
 			e.Fields = append(e.Fields, f)
+		case "", "document":
+			e.Fields = append(e.Fields, FieldError{Field: "document", Message: f.Message})
 		default:
 			e.Fields = append(e.Fields, FieldError{Field: "document", Message: f.Field + ": " + f.Message})
 		}
@@ -319,10 +321,8 @@ func (p *Portal) staffPublishTariff(r *Request) error {
 	}
 	var err error
 	switch {
-	case f["document"] == "":
-		err = InvalidInput(FieldError{Field: "document", Message: "is required: paste the tariff document (JSON)"})
-	case !json.Valid([]byte(f["document"])):
-		err = InvalidInput(FieldError{Field: "document", Message: "is not valid JSON"})
+	case strings.TrimSpace(f["document"]) == "":
+		err = InvalidInput(FieldError{Field: "document", Message: "is required: paste the tariff document (JSON or YAML)"})
 	}
 	if err == nil && f["effective_from"] != "" {
 		d, derr := billing.ParseDate(f["effective_from"])

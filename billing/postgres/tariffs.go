@@ -55,6 +55,12 @@ type Publish struct {
 // billing.ErrInvalidInput); a version already published for the plan and
 // date fails with billing.ErrConflict. Published versions are immutable.
 func (s *Store) PublishTariff(ctx context.Context, p Publish) (TariffVersion, error) {
+	// A YAML document is stored as the equivalent JSON.
+	doc, err := billing.DocumentJSON(p.Document)
+	if err != nil {
+		return TariffVersion{}, err
+	}
+	p.Document = doc
 	v := TariffVersion{TenantID: p.TenantID, Service: p.Service, Plan: p.Plan, PublishedBy: p.PublishedBy, Document: p.Document}
 	ve := &billing.ValidationError{Subject: "tariff version"}
 	switch p.Service {
@@ -91,7 +97,7 @@ func (s *Store) PublishTariff(ctx context.Context, p Publish) (TariffVersion, er
 	}
 	sum := sha256.Sum256(p.Document)
 	v.SHA256 = fmt.Sprintf("%x", sum)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var code string
 		if err := tx.QueryRow(ctx, `SELECT code FROM tenants WHERE id = $1`, p.TenantID).Scan(&code); err != nil {
 			return fmt.Errorf("tenant %d: %w", p.TenantID, classify(err))

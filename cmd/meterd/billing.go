@@ -109,7 +109,7 @@ func runPublish(ctx context.Context, e env, args []string) error {
 	f.String(&tenant, "tenant", "METERD_TENANT", "", "tenant code")
 	f.String(&service, "service", "", "electricity", "electricity, water or sewerage")
 	f.String(&plan, "plan", "", "", "tariff plan name connections refer to")
-	f.String(&file, "file", "", "", "the document (JSON)")
+	f.String(&file, "file", "", "", "the document (JSON or YAML)")
 	f.String(&version, "version", "", "", "version label (municipal masters only)")
 	f.String(&effective, "effective-from", "", "", "YYYY-MM-DD (municipal masters only)")
 	if err := f.Parse(args); err != nil {
