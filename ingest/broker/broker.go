@@ -115,6 +115,43 @@ type Broker struct {
 	srv     *mqtt.Server
 	hook    *authHook
 	metrics *metrics
+	closing atomic.Bool
+}
+
+// closingLog passes the broker's log through, except that once Stop has
+// begun the warnings of client reads failing on the connections Stop itself
+// closes ("use of closed network connection", one per connected meter) are
+// logged at debug: they are the shutdown, not a fault.
+type closingLog struct {
+	slog.Handler
+	closing *atomic.Bool
+}
+
+func (h closingLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && h.closing.Load() {
+		closedConn := false
+		r.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+				closedConn = true
+			}
+			return !closedConn
+		})
+		if closedConn {
+			if !h.Enabled(ctx, slog.LevelDebug) {
+				return nil
+			}
+			r.Level = slog.LevelDebug
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h closingLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return closingLog{Handler: h.Handler.WithAttrs(as), closing: h.closing}
+}
+
+func (h closingLog) WithGroup(name string) slog.Handler {
+	return closingLog{Handler: h.Handler.WithGroup(name), closing: h.closing}
 }
 
 type metrics struct {
@@ -179,7 +216,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	caps.MaximumPacketSize = b.cfg.MaxPacketSize
 	caps.MaximumClients = b.cfg.MaxClients
 	caps.MaximumClientWritesPending = int32(b.cfg.MaxInflight)
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: b.cfg.Logger, InlineClient: false, SysTopicResendInterval: 10})
+	log := slog.New(closingLog{Handler: b.cfg.Logger.Handler(), closing: &b.closing})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, InlineClient: false, SysTopicResendInterval: 10})
 	hookCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.hook = &authHook{cfg: &b.cfg, res: b.res, srv: srv, m: b.metrics, ctx: hookCtx, cancel: cancel}
 	if err := srv.AddHook(b.hook, nil); err != nil {
@@ -220,6 +258,7 @@ func (b *Broker) Stop(context.Context) error {
 	if b.srv == nil {
 		return nil
 	}
+	b.closing.Store(true)
 	b.hook.cancel()
 	return b.srv.Close()
 }
