@@ -65,3 +65,25 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+// TestContentPolicies: every page keeps meterd's own-origin policy; the
+// checkout page adds its provider's origins and nothing for the other.
+func TestContentPolicies(t *testing.T) {
+	if want := "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"; contentSecurityPolicy != want {
+		t.Fatalf("base policy %q, want %q", contentSecurityPolicy, want)
+	}
+	rzp := checkoutPolicy("razorpay_checkout", "https://checkout.razorpay.com")
+	for _, want := range []string{"script-src 'self' https://checkout.razorpay.com;", "frame-src https://checkout.razorpay.com https://api.razorpay.com;",
+		"img-src 'self' data: https://cdn.razorpay.com;", "frame-ancestors 'none'"} {
+		if !strings.Contains(rzp, want) {
+			t.Errorf("razorpay policy %q lacks %q", rzp, want)
+		}
+	}
+	if strings.Contains(rzp, "stripe") {
+		t.Errorf("razorpay policy admits Stripe: %q", rzp)
+	}
+	if stp := checkoutPolicy("stripe_confirm", "https://js.stripe.com"); !strings.Contains(stp, "connect-src 'self' https://api.stripe.com;") ||
+		!strings.Contains(stp, "script-src 'self' https://js.stripe.com https://*.js.stripe.com;") || strings.Contains(stp, "razorpay") {
+		t.Errorf("stripe policy %q", stp)
+	}
+}

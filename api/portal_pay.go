@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -177,10 +176,6 @@ func (p *Portal) checkout(r *Request, d billData, pm payment.Payment, script, re
 		checkoutData{Bill: d.Bill, Payment: pm, Kind: pm.NextAction.Type, Script: script, Params: string(js)}))
 }
 
-// contentSecurityPolicy is every page's policy: meterd's own scripts and
-// styles only.
-const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
-
 // checkoutPolicy widens contentSecurityPolicy for one provider's checkout:
 // its SDK's origin, plus the frames, API calls and images its documentation
 // lists for a content security policy.
@@ -196,10 +191,7 @@ func checkoutPolicy(kind, sdkOrigin string) string {
 		frame = append(frame, "https://*.js.stripe.com", "https://hooks.stripe.com")
 		connect = append(connect, "https://api.stripe.com")
 	}
-	join := func(xs []string) string { return strings.Join(slices.Compact(xs), " ") }
-	return "default-src 'self'; script-src 'self' " + join(script) + "; frame-src " + join(frame) +
-		"; connect-src 'self' " + join(connect) + "; img-src 'self' data: " + join(img) +
-		"; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+	return contentPolicy(script, frame, connect, img)
 }
 
 // scriptOrigin is the scheme://host[:port] of an absolute http(s) URL, or

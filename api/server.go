@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -285,4 +286,27 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(body)
 	}
 	return c.JSON(body)
+}
+
+// contentSecurityPolicy is every page's policy: meterd's own scripts and
+// styles only.
+var contentSecurityPolicy = contentPolicy(nil, nil, nil, nil)
+
+// contentPolicy is meterd's content security policy with further origins
+// admitted for scripts, frames, fetches and images (the portal's checkout
+// page); with none it is contentSecurityPolicy.
+func contentPolicy(script, frame, connect, img []string) string {
+	join := func(xs []string) string { return strings.Join(slices.Compact(slices.Clone(xs)), " ") }
+	p := []string{"default-src 'self'"}
+	if len(script) > 0 {
+		p = append(p, "script-src 'self' "+join(script))
+	}
+	if len(frame) > 0 {
+		p = append(p, "frame-src "+join(frame))
+	}
+	if len(connect) > 0 {
+		p = append(p, "connect-src 'self' "+join(connect))
+	}
+	return strings.Join(append(p, strings.TrimSpace("img-src 'self' data: "+join(img)),
+		"style-src 'self' 'unsafe-inline'", "frame-ancestors 'none'"), "; ")
 }
